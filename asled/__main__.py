@@ -1,0 +1,5 @@
+import sys
+
+from asled.cli import main
+
+sys.exit(main())

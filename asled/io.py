@@ -1,0 +1,116 @@
+"""Frame I/O and atomic writes shared by every step.
+
+Frames are 8-bit RGB PNGs named with four digits (`0000.png`), as in RealMCVSR. Every write goes
+to a temporary sibling first and is renamed into place, so an interrupted step never leaves an
+output that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from asled.errors import DataError
+
+FRAME_NAME = re.compile(r"^\d{4}\.png$")
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """Read an 8-bit RGB PNG as a `uint8` array `[H, W, 3]`; anything else is a `DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: frame is missing")
+    raw = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DataError(f"{path}: not a readable PNG (truncated or corrupt); re-extract or re-generate it")
+    if image.dtype != np.uint8:
+        raise DataError(f"{path}: {image.dtype} PNG, expected 8-bit RGB; convert it to 8 bits per channel")
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise DataError(f"{path}: grayscale PNG, expected 8-bit RGB; convert it to RGB")
+    if image.shape[2] == 4:
+        raise DataError(f"{path}: RGBA PNG, expected 8-bit RGB without alpha; drop the alpha channel")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write a `uint8` RGB array `[H, W, 3]` as PNG, atomically."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"write_png expects uint8 [H, W, 3], got {image.dtype} {image.shape}")
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]))
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    with atomic_path(path) as tmp:
+        encoded.tofile(tmp)
+
+
+def frame_name(index: int) -> str:
+    return f"{index:04d}.png"
+
+
+def list_frames(clip_dir: str | Path) -> list[Path]:
+    """Sorted frame files of a clip folder; non-numeric or empty folders are a `DataError`."""
+    clip_dir = Path(clip_dir)
+    if not clip_dir.is_dir():
+        raise DataError(f"{clip_dir}: clip folder is missing")
+    files = sorted(p for p in clip_dir.iterdir() if not p.name.startswith("."))
+    bad = [p.name for p in files if not FRAME_NAME.match(p.name)]
+    if bad:
+        raise DataError(
+            f"{clip_dir}: frame names must be four digits + .png (0000.png ...), found {bad[:3]}; rename them"
+        )
+    if not files:
+        raise DataError(f"{clip_dir}: clip folder is empty; remove it or restore its frames")
+    return files
+
+
+def list_clips(split_dir: str | Path) -> list[str]:
+    """Sorted clip folder names under a camera or stream folder."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: folder is missing")
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file path next to `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

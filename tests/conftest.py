@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny copy of the workflow (repo files + a small params.yaml) in a temp folder."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "workflow", ".dvc/config", ".dvc/.gitignore"]
+
+
+def tiny_params() -> dict:
+    """The repository's params.yaml shrunk so the whole DAG runs in about a minute on 2 cores."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["datasets"]["demo"].update(width=64, height=48, frames_per_clip=21, clips={"train": 2, "valid": 1, "test": 1})
+    params["recipes"]["demo"]["train"].update(iterations=2, crop=32, frames=3, val_every=2)
+    params["recipes"]["demo"]["test"]["chunk"] = 3
+    params["profile"].update(size=32, frames=2, warmup=0, runs=1)
+    return params
+
+
+def copy_workflow(dest: Path, params: dict) -> Path:
+    for name in WORKFLOW_FILES:
+        src, dst = REPO / name, dest / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((cwd / "logs").rglob("*.log")))
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+                             f"{result.stderr[-4000:]}\n{logs}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("workflow"), tiny_params())

@@ -1,0 +1,79 @@
+"""End to end: the Snakemake DAG and the DVC stages on a tiny demo configuration."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asled.io import list_clips, list_frames, read_png
+from conftest import copy_workflow, run, tiny_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def snakemake_run(tiny_workflow: Path) -> Path:
+    run(["snakemake", "--cores", "2"], tiny_workflow)
+    return tiny_workflow
+
+
+def numpy_psnr_over_frames(split_dir: Path) -> float:
+    """Mean PSNR of blur vs. gt over every test frame, computed independently of asled.metrics."""
+    values = []
+    for clip in list_clips(split_dir / "gt"):
+        for gt_path in list_frames(split_dir / "gt" / clip):
+            gt = read_png(gt_path).astype(np.float64)
+            blur = read_png(split_dir / "blur" / clip / gt_path.name).astype(np.float64)
+            values.append(10 * np.log10(255.0**2 / np.mean((gt - blur) ** 2)))
+    return float(np.mean(values))
+
+
+def test_table1_has_rows_with_finite_values_and_paper_columns(snakemake_run: Path):
+    table = pd.read_csv(snakemake_run / "results/tables/table1_main.csv").set_index("label")
+    assert {"Blur frame", "AsLeD-Net"} <= set(table.index)
+    for label in ("Blur frame", "AsLeD-Net"):
+        assert math.isfinite(table.loc[label, "psnr"]) and math.isfinite(table.loc[label, "ssim"])
+    assert table.loc["Blur frame", "paper_psnr"] == pytest.approx(18.22)
+    assert table.loc["AsLeD-Net", "paper_psnr"] == pytest.approx(26.34)
+    assert table.loc["AsLeD-Net", "params_m"] > 1.0
+    markdown = (snakemake_run / "results/tables/table1_main.md").read_text()
+    assert "Paper PSNR" in markdown and "AsLeD-Net" in markdown
+
+
+def test_blur_frame_psnr_equals_independent_numpy(snakemake_run: Path):
+    table = pd.read_csv(snakemake_run / "results/tables/table1_main.csv").set_index("label")
+    expected = numpy_psnr_over_frames(snakemake_run / "data/prepared/demo/test")
+    assert table.loc["Blur frame", "psnr"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_second_run_does_nothing_quickly(snakemake_run: Path):
+    start = time.monotonic()
+    result = run(["snakemake", "--cores", "2"], snakemake_run)
+    elapsed = time.monotonic() - start
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert elapsed < 20, f"no-op run took {elapsed:.1f} s"
+
+
+def test_lint_reports_only_the_environment_suggestion(snakemake_run: Path):
+    result = run(["snakemake", "--lint"], snakemake_run)
+    output = result.stdout + result.stderr
+    findings = set(re.findall(r"^\s+\* (.+?):$", output, flags=re.MULTILINE))
+    assert findings <= {"Specify a conda environment or container for each rule."}, output
+
+
+def test_dvc_repro_then_status_is_clean(tmp_path: Path):
+    repo = copy_workflow(tmp_path / "repo", tiny_params())
+    run(["git", "init", "-q"], repo)
+    run(["dvc", "repro"], repo)
+    status = run(["dvc", "status"], repo)
+    assert "up to date" in status.stdout.lower(), status.stdout
+    table = pd.read_csv(repo / "results/tables/table1_main.csv")
+    assert set(table["label"]) >= {"Blur frame", "AsLeD-Net"}
+    assert shutil.which("dvc")

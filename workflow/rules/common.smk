@@ -1,0 +1,31 @@
+# Shared names for all rules. Paths come from asled.config.Paths so that Snakemake, DVC and the
+# CLI agree on every file; importing asled.config pulls in no torch (fast DAG start-up).
+from asled import config as asled_config
+
+asled_config.check_consistency(config, source=Path("params.yaml"))
+
+PATHS = asled_config.paths(config)
+DATASET = asled_config.dataset_settings(config)
+METHODS = config["methods"]
+SEEDS = config["seeds"]
+SPLITS = list(asled_config.SPLITS)
+
+if not DATASET["generate"] and not PATHS.raw.is_dir():
+    raise WorkflowError(
+        f"{PATHS.raw}: dataset folder is missing. Place RealMCVSR's train/valid/test folders there "
+        "(see README, 'Switching to RealMCVSR and the paper protocol') or set `dataset: demo` in params.yaml."
+    )
+
+
+wildcard_constraints:
+    method="|".join(re.escape(m) for m in METHODS),
+    seed=r"\d+",
+    split="|".join(SPLITS),
+
+
+def prepared(split):
+    return str(PATHS.prepared(split))
+
+
+def metrics_summary(method, seed):
+    return str(PATHS.metrics(method, seed).with_suffix(".json"))

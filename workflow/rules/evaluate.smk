@@ -1,0 +1,44 @@
+# Inference on the test split, full-reference metrics, and the timing protocol.
+
+
+rule infer:
+    input:
+        checkpoint=str(PATHS.checkpoint("{method}", "{seed}")),
+        test=prepared("test"),
+    output:
+        directory(str(PATHS.restored("{method}", "{seed}"))),
+    params:
+        test=asled_config.test_settings(config),
+    threads: workflow.cores
+    log:
+        f"logs/infer/{config['dataset']}/{{method}}/seed{{seed}}.log",
+    shell:
+        "asled infer {wildcards.method} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        restored=str(PATHS.restored("{method}", "{seed}")),
+        test=prepared("test"),
+    output:
+        frames=str(PATHS.metrics("{method}", "{seed}")),
+        summary=metrics_summary("{method}", "{seed}"),
+    params:
+        metrics=config["metrics"],
+    threads: workflow.cores
+    log:
+        f"logs/evaluate/{config['dataset']}/{{method}}/seed{{seed}}.log",
+    shell:
+        "asled evaluate {wildcards.method} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+
+
+rule profile:
+    output:
+        str(PATHS.profile("{method}")),
+    params:
+        profile=config["profile"],
+    threads: workflow.cores
+    log:
+        "logs/profile/{method}.log",
+    shell:
+        "asled profile {wildcards.method} --write --threads {threads} > {log} 2>&1"
