@@ -53,7 +53,8 @@ def cmd_data_get(args) -> None:
                 f"{root}: dataset folder is missing; download RealMCVSR (see README, 'Switching to RealMCVSR') "
                 f"and place its train/valid/test folders there"
             )
-        summary = validate_raw(root)
+        # headers only: decoding every RealMCVSR frame (~40 GB) belongs to `asled data validate --pixels`
+        summary = validate_raw(root, check_pixels=False)
     print(json.dumps(summary, indent=2, default=str))
 
 
@@ -68,7 +69,7 @@ def cmd_data_validate(args) -> None:
     from asled.data.layout import validate_raw
 
     root = Path(args.root) if args.root else config.paths(_params(args)).raw
-    print(json.dumps(validate_raw(root), indent=2, default=str))
+    print(json.dumps(validate_raw(root, check_pixels=args.pixels), indent=2, default=str))
 
 
 def cmd_data_prepare(args) -> None:
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_data_demo)
     validate = data.add_parser("validate", help="check a RealMCVSR-layout folder")
     validate.add_argument("--root", help="dataset folder (default: the selected dataset's)")
+    validate.add_argument("--pixels", action="store_true", help="decode every frame, not only PNG headers")
     validate.set_defaults(func=cmd_data_validate)
     prepare = data.add_parser("prepare", help="synthesise blur and prepare the reference for one split")
     prepare.add_argument("--split", required=True, choices=config.SPLITS)

