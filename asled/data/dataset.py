@@ -11,9 +11,9 @@ different `num_workers` cannot change what iteration `k` sees.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch

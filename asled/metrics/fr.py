@@ -115,8 +115,8 @@ class LPIPSMetric:
         ok, reason = self.available()
         if not ok:
             raise AsledError(reason)
-        import torch
         import lpips
+        import torch
 
         path = alexnet_weights_path()
         if check_hash:
@@ -134,7 +134,7 @@ class LPIPSMetric:
             model = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True, verbose=False)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same fix
+        except Exception as exc:
             raise AsledError(f"{path}: cannot be read as AlexNet weights ({exc}); delete it and {FETCH_HINT}") from exc
         trunk = {}
         for key in model.net.state_dict():

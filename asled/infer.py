@@ -1,0 +1,197 @@
+"""Run a (trained) method over the test clips of a prepared split and write restored PNG frames.
+
+Clips are processed in non-overlapping temporal chunks of `chunk` frames (the whole clip when
+`chunk` is None; the last chunk may be shorter). Outputs are clamped to [0, 1], scaled to 8 bits and
+rounded. The output folder appears only when every frame is written (`asled.io.atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from asled.data.dataset import TestClips
+from asled.errors import AsledError, ConfigError, DataError
+from asled.io import atomic_dir, write_png
+from asled.models.registry import build_model, count_parameters
+
+
+# ----------------------------------------------------------------------------- devices
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else is passed to `torch.device`."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{device}' requested but CUDA is not available here; use device 'auto' or 'cpu'")
+    return dev
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def describe_device(device: torch.device) -> str:
+    """Human-readable device: "cpu: <model name> x<threads> threads" or "cuda: <GPU name>"."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda: {torch.cuda.get_device_name(index)}"
+    return f"cpu: {cpu_name()} x{torch.get_num_threads()} threads"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------- running a model
+def tensor_to_u8(frames: torch.Tensor) -> np.ndarray:
+    """float `[N, 3, H, W]` in [0, 1] -> uint8 `[N, H, W, 3]` (clamp, scale by 255, round)."""
+    return frames.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def run_clip(
+    model: torch.nn.Module,
+    blur: torch.Tensor,
+    ref: torch.Tensor,
+    chunk: int | None,
+    device: torch.device,
+    on_chunk: Callable[[float, int], None] | None = None,
+) -> torch.Tensor:
+    """Restore one clip `[N, 3, H, W]` in non-overlapping chunks of `chunk` frames; returns CPU float.
+
+    `on_chunk(seconds, frames)` receives the synchronised forward time of every chunk.
+    """
+    n = blur.shape[0]
+    step = n if not chunk else int(chunk)
+    outs = []
+    with torch.inference_mode():
+        for s in range(0, n, step):
+            b = blur[s : s + step].unsqueeze(0).to(device, non_blocking=True)
+            r = ref[s : s + step].unsqueeze(0).to(device, non_blocking=True)
+            synchronize(device)
+            t0 = time.perf_counter()
+            out = model(b, r)
+            synchronize(device)
+            if on_chunk is not None:
+                on_chunk(time.perf_counter() - t0, b.shape[1])
+            if out.shape != b.shape:
+                raise AsledError(f"model returned {tuple(out.shape)} for input {tuple(b.shape)}; expected the same shape")
+            outs.append(out[0].float().cpu())
+    return torch.cat(outs, 0)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint is missing; run the train step for this method first")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read checkpoint ({exc}); delete it and re-run the train step") from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise DataError(f"{path}: not an asled checkpoint (no 'state_dict'); re-run the train step")
+    return ckpt
+
+
+def load_model(
+    method: str, checkpoint: str | Path | None, device: torch.device, use_best: bool = True
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build `method` and load its weights; returns the model (eval mode, on `device`) and facts about it."""
+    info: dict[str, Any] = {"checkpoint": str(checkpoint) if checkpoint else None, "weights": None}
+    if checkpoint is None:
+        model = build_model(method)
+        if count_parameters(model) > 0:
+            raise ConfigError(
+                f"method '{method}' has {count_parameters(model)} parameters and needs a checkpoint; "
+                "train it first (the train step writes checkpoints/<method>...)"
+            )
+    else:
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt.get("method") not in (None, method):
+            raise ConfigError(f"{checkpoint}: checkpoint is for method '{ckpt.get('method')}', not '{method}'")
+        model = build_model(method, **(ckpt.get("model_kwargs") or {}))
+        state = ckpt["state_dict"]
+        info["weights"] = "last"
+        if use_best and ckpt.get("best_state_dict") is not None:
+            state, info["weights"] = ckpt["best_state_dict"], "best"
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise DataError(
+                f"{checkpoint}: weights do not fit model '{method}' ({str(exc).splitlines()[0]}); "
+                "the architecture changed since training: re-run the train step"
+            ) from exc
+        info["iteration"] = ckpt.get("iteration")
+    info["params"] = count_parameters(model)
+    return model.to(device).eval(), info
+
+
+# ----------------------------------------------------------------------------- the step
+def infer(
+    method: str,
+    checkpoint: Path | None,
+    split_dir: Path,
+    out_dir: Path,
+    *,
+    chunk: int | None = 7,
+    device: str = "auto",
+    use_best: bool = True,
+) -> dict:
+    """Restore every clip of `split_dir` with `method`; write `out_dir/<clip>/<frame>.png` and `_info.json`.
+
+    Returns the same facts as `_info.json`: method, checkpoint, weights (best/last), device, clips,
+    frames, chunk, seconds (summed synchronised forward time), ms_per_frame, seconds_total.
+    """
+    if chunk is not None and int(chunk) < 1:
+        raise ConfigError(f"chunk must be a positive number of frames or null, got {chunk}")
+    dev = resolve_device(device)
+    t_start = time.perf_counter()
+    model, info = load_model(method, checkpoint, dev, use_best)
+    clips = TestClips(split_dir)
+    forward = {"seconds": 0.0, "frames": 0}
+
+    def on_chunk(seconds: float, frames: int) -> None:
+        forward["seconds"] += seconds
+        forward["frames"] += frames
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        with tqdm(total=clips.num_frames, desc=f"infer {method}", unit="frame", dynamic_ncols=True) as bar:
+            for name, frames, data in clips:
+                restored = tensor_to_u8(run_clip(model, data["blur"], data["ref"], chunk, dev, on_chunk))
+                (tmp / name).mkdir()
+                for frame, image in zip(frames, restored):
+                    write_png(tmp / name / frame, image)
+                bar.update(len(frames))
+        result = {
+            "method": method,
+            **info,
+            "device": describe_device(dev),
+            "split_dir": str(split_dir),
+            "clips": len(clips),
+            "frames": forward["frames"],
+            "chunk": chunk,
+            "seconds": forward["seconds"],
+            "ms_per_frame": 1000.0 * forward["seconds"] / max(forward["frames"], 1),
+            "seconds_total": time.perf_counter() - t_start,
+        }
+        (tmp / "_info.json").write_text(json.dumps(result, indent=2) + "\n")
+    result["out_dir"] = str(out_dir)
+    return result
