@@ -162,7 +162,7 @@ def cmd_profile(args) -> None:
 
     _set_threads(args.threads)
     params = _params(args)
-    settings = params["profile"]
+    settings = config.profile_settings(params)
     result = profile_model(
         args.method,
         size=settings["size"],

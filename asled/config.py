@@ -110,3 +110,7 @@ def train_settings(params: dict, method: str) -> dict:
 
 def test_settings(params: dict) -> dict:
     return dict(recipe(params).get("test", {}))
+
+
+def profile_settings(params: dict) -> dict:
+    return dict(recipe(params)["profile"])

@@ -82,8 +82,8 @@ def table1_markdown(df: pd.DataFrame, params: dict) -> str:
         f"# Table 1 — ours on `{dataset}` vs. the paper on RealMCVSR",
         "",
         f"Ours: {dataset} test split, recipe `{config.dataset_settings(params)['recipe']}`, "
-        f"seeds {params['seeds']} (mean ± std over seeds). Time: ms per {params['profile']['size']}"
-        f"x{params['profile']['size']} frame on {device}. "
+        f"seeds {params['seeds']} (mean ± std over seeds). Time: ms per {config.profile_settings(params)['size']}"
+        f"x{config.profile_settings(params)['size']} frame on {device}. "
         f"Paper: {paper_table('table1')['source']}.",
         "",
         "| Method | Ours PSNR | Ours SSIM | Ours LPIPS | Ours Params (M) | Ours Time (ms) "

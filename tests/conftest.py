@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ def tiny_params() -> dict:
     params["datasets"]["demo"].update(width=64, height=48, frames_per_clip=21, clips={"train": 2, "valid": 1, "test": 1})
     params["recipes"]["demo"]["train"].update(iterations=2, crop=32, frames=3, val_every=2)
     params["recipes"]["demo"]["test"]["chunk"] = 3
-    params["profile"].update(size=32, frames=2, warmup=0, runs=1)
+    params["recipes"]["demo"]["profile"].update(size=64, frames=2, warmup=0, runs=1)
     return params
 
 
@@ -35,8 +37,15 @@ def copy_workflow(dest: Path, params: dict) -> Path:
     return dest
 
 
+def tool_env() -> dict[str, str]:
+    """The environment with this interpreter's scripts (snakemake, dvc, asled) first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=tool_env())
     if result.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((cwd / "logs").rglob("*.log")))
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"

@@ -36,7 +36,7 @@ rule profile:
     output:
         str(PATHS.profile("{method}")),
     params:
-        profile=config["profile"],
+        profile=asled_config.profile_settings(config),
     threads: workflow.cores
     log:
         "logs/profile/{method}.log",

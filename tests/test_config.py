@@ -1,0 +1,62 @@
+"""params.yaml validation: bad configurations fail with a message that names the key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from asled import config
+from asled.errors import ConfigError
+from conftest import REPO
+
+
+def write_params(tmp_path: Path, mutate) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    mutate(params)
+    (tmp_path / "workflow/schemas").mkdir(parents=True)
+    shutil.copy(REPO / config.SCHEMA_RELATIVE, tmp_path / config.SCHEMA_RELATIVE)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_repository_params_are_valid():
+    params = config.load_params(REPO / "params.yaml")
+    assert params["dataset"] in params["datasets"]
+    assert config.train_settings(params, "asled_net")["charbonnier_eps"] == 1e-3
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda p: p.update(dataset="nope"), "dataset 'nope'"),
+        (lambda p: p["blur"].update(window=6), "blur.window must be odd"),
+        (lambda p: p["blur"].update(space="lab"), "blur/space"),
+        (lambda p: p.update(seeds=[]), "seeds"),
+        (lambda p: p["recipes"]["demo"]["train"].update(lr=-1), "recipes/demo/train/lr"),
+        (lambda p: p.update(unknown_key=1), "unknown_key"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path, mutate, needle):
+    path = write_params(tmp_path, mutate)
+    with pytest.raises(ConfigError, match=None) as info:
+        config.load_params(path)
+    assert needle in str(info.value) and str(path) in str(info.value)
+
+
+def test_paper_protocol_is_one_switch(tmp_path):
+    params = config.load_params(write_params(tmp_path, lambda p: p.update(dataset="realmcvsr")))
+    settings = config.train_settings(params, "asled_net")
+    assert (settings["iterations"], settings["batch_size"], settings["crop"], settings["frames"]) == (300000, 4, 128, 7)
+    assert config.paths(params).raw == Path("data/raw/realmcvsr")
+
+
+def test_method_overrides_apply_to_one_method(tmp_path):
+    params = config.load_params(
+        write_params(tmp_path, lambda p: p.update(method_overrides={"asled_net": {"batch_size": 2}}))
+    )
+    assert config.train_settings(params, "asled_net")["batch_size"] == 2
+    assert config.train_settings(params, "blur")["batch_size"] == 1
