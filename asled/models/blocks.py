@@ -45,7 +45,8 @@ class ResidualBlock(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+        # In place is safe: conv1's backward needs its input, not its output, and saves a full-size copy.
+        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
 
 
 def residual_stack(num_blocks: int, channels: int = 64) -> nn.Module:
@@ -69,7 +70,7 @@ class ConvResidualBlocks(nn.Module):
         self.blocks = residual_stack(num_blocks, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(F.leaky_relu(self.conv(x), 0.1))
+        return self.blocks(F.leaky_relu(self.conv(x), 0.1, inplace=True))
 
 
 def flow_warp(

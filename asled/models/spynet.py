@@ -102,7 +102,8 @@ class SPyNet(nn.Module):
         if ref.shape != supp.shape or ref.dim() != 4 or ref.shape[1] != 3:
             raise ValueError(f"SPyNet expects two [N, 3, H, W] tensors of one shape, got {tuple(ref.shape)} and {tuple(supp.shape)}")
         h, w = ref.shape[-2:]
-        hr, wr = math.ceil(h / MULTIPLE) * MULTIPLE, math.ceil(w / MULTIPLE) * MULTIPLE
+        # The coarsest level must keep at least 2x2 pixels, so inputs below 64 are enlarged too.
+        hr, wr = (max(math.ceil(s / MULTIPLE) * MULTIPLE, 2 * MULTIPLE) for s in (h, w))
         if (hr, wr) != (h, w):
             ref = F.interpolate(ref, size=(hr, wr), mode="bilinear", align_corners=False)
             supp = F.interpolate(supp, size=(hr, wr), mode="bilinear", align_corners=False)
