@@ -114,3 +114,20 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def require_same_names(names_by_folder: dict[Path, list[str]], what: str, fix: str) -> list[str]:
+    """The sorted union of names, after checking every folder holds all of them.
+
+    Cameras of a raw clip, or streams of a prepared clip, must list the same clips/frames; the first
+    gap found becomes a `DataError` naming the missing path.
+    """
+    every = sorted(set().union(*names_by_folder.values()))
+    for folder, names in names_by_folder.items():
+        missing = sorted(set(every) - set(names))
+        if missing:
+            raise DataError(
+                f"{folder / missing[0]}: {what} is missing here ({len(missing)} missing) but present in "
+                f"{', '.join(str(f) for f in names_by_folder if f != folder)}; {fix}"
+            )
+    return every

@@ -6,9 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from asled.errors import DataError
 from asled.models import build_model, count_parameters, model_names
 from asled.models.alm import global_topk_aggregate
-from asled.models.asled_net import parameter_breakdown
+from asled.models.asled_net import AsLeDNet, parameter_breakdown
+from asled.models.blocks import flow_warp
+from asled.models.spynet import SPyNet
 
 PAPER_PARAMS = 8.8e6
 
@@ -53,9 +56,14 @@ def test_blur_frame_is_the_identity_without_parameters():
 
 def test_asled_net_forward_backward_on_cpu(asled_net):
     blur, ref = torch.rand(1, 7, 3, 64, 64), torch.rand(1, 7, 3, 64, 64)
-    out = asled_net(blur, ref)
-    assert out.shape == blur.shape
-    out.square().mean().backward()
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # as training on CPU runs it: no op may refuse
+    try:
+        out = asled_net(blur, ref)
+        assert out.shape == blur.shape
+        out.square().mean().backward()
+    finally:
+        torch.use_deterministic_algorithms(previous)
     grads = [p.grad for p in asled_net.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     asled_net.zero_grad(set_to_none=True)
@@ -99,3 +107,55 @@ def test_chunked_topk_gradients_equal_all_pairs():
     grads_naive = torch.autograd.grad(naive.square().sum(), tensors)
     for a, b in zip(grads_chunked, grads_naive):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"use_alm": False},
+        {"use_dc": False},
+        {"use_rmc": False},
+        {"use_alm": False, "use_dc": False, "use_rmc": False},
+        {"dc_use_ref": False},
+        {"rmc_refine": False},
+        {"rmc_warp": False},
+    ],
+)
+def test_ablation_variants_build_and_run(asled_net, variant):
+    model = AsLeDNet(**variant)
+    clip = torch.rand(1, 2, 3, 24, 28)
+    with torch.no_grad():
+        assert model(clip, clip).shape == clip.shape
+    if {"use_alm", "use_dc", "use_rmc"} & set(variant):  # removed modules become same-size stand-ins
+        full = count_parameters(asled_net)
+        assert abs(count_parameters(model) - full) / full < 0.01
+
+
+def test_flow_warp_with_zero_flow_is_the_identity():
+    x = torch.rand(2, 5, 9, 13)
+    torch.testing.assert_close(flow_warp(x, torch.zeros(2, 2, 9, 13)), x)
+
+
+def test_flow_warp_shifts_by_whole_pixels():
+    x = torch.rand(1, 1, 6, 8)
+    flow = torch.zeros(1, 2, 6, 8)
+    flow[:, 0] = 1.0  # sample one pixel to the right
+    torch.testing.assert_close(flow_warp(x, flow)[..., :-1], x[..., 1:])
+
+
+def test_spynet_weights_missing_file_names_it(tmp_path):
+    missing = tmp_path / "spynet_missing.pth"
+    with pytest.raises(DataError, match="spynet_missing.pth"):
+        SPyNet(weights=str(missing))
+
+
+def test_spynet_weights_load_from_a_local_file(tmp_path):
+    torch.manual_seed(5)
+    source = SPyNet()
+    for p in source.parameters():
+        torch.nn.init.normal_(p, std=0.01)
+    path = tmp_path / "spynet.pth"
+    torch.save({"params": source.state_dict()}, path)  # BasicSR checkpoint layout
+    loaded = SPyNet(weights=str(path))
+    for a, b in zip(source.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)

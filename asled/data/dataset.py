@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from asled.errors import DataError
-from asled.io import list_clips, list_frames, read_png
+from asled.io import list_clips, list_frames, read_png, require_same_names
 
 STREAMS = ("blur", "ref", "gt")
 
@@ -42,31 +42,14 @@ def index_split(split_dir: str | Path) -> list[ClipIndex]:
                 f"{split_dir / stream}: stream folder is missing (a prepared split has blur/, ref/ and gt/); "
                 "re-run the prepare step"
             )
-    clips = list_clips(split_dir / "gt")
+    fix = "re-run the prepare step"
+    clips = require_same_names({split_dir / s: list_clips(split_dir / s) for s in STREAMS}, "clip", fix)
     if not clips:
-        raise DataError(f"{split_dir / 'gt'}: no clips; re-run the prepare step")
-    for stream in ("blur", "ref"):
-        other = list_clips(split_dir / stream)
-        if other != clips:
-            missing = sorted(set(clips) - set(other))
-            extra = sorted(set(other) - set(clips))
-            raise DataError(
-                f"{split_dir / stream}: clips differ from {split_dir / 'gt'} "
-                f"(missing {missing[:5]}, extra {extra[:5]}); re-run the prepare step"
-            )
+        raise DataError(f"{split_dir / 'gt'}: no clips; {fix}")
     index = []
     for clip in clips:
-        names = [p.name for p in list_frames(split_dir / "gt" / clip)]
-        for stream in ("blur", "ref"):
-            other = [p.name for p in list_frames(split_dir / stream / clip)]
-            if other != names:
-                missing = sorted(set(names) - set(other))
-                extra = sorted(set(other) - set(names))
-                raise DataError(
-                    f"{split_dir / stream / clip}: frame names differ from {split_dir / 'gt' / clip} "
-                    f"(missing {missing[:5]}, extra {extra[:5]}); re-run the prepare step"
-                )
-        index.append(ClipIndex(clip, tuple(names)))
+        folders = {split_dir / s / clip: [p.name for p in list_frames(split_dir / s / clip)] for s in STREAMS}
+        index.append(ClipIndex(clip, tuple(require_same_names(folders, "frame", fix))))
     return index
 
 

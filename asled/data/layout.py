@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 
 from asled.errors import DataError
-from asled.io import list_clips, list_frames, read_png
+from asled.io import list_clips, list_frames, read_png, require_same_names
 
 CLIP_NAME = re.compile(r"^\d{4}$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -66,14 +66,11 @@ def split_clips(root: Path, split: str, cameras: tuple[str, ...] = ("UW", "W")) 
         bad = [name for name in per_camera[camera] if not CLIP_NAME.match(name)]
         if bad:
             raise DataError(f"{folder / bad[0]}: clip folder names must be four digits (0000 ...); rename or remove it")
-    every = sorted(set().union(*per_camera.values()))
-    for camera, clips in per_camera.items():
-        missing = sorted(set(every) - set(clips))
-        if missing:
-            raise DataError(
-                f"{hr / camera / missing[0]}: clip is missing for camera {camera} but present for another camera; "
-                "restore it or remove the clip from every camera"
-            )
+    every = require_same_names(
+        {hr / camera: clips for camera, clips in per_camera.items()},
+        "clip",
+        "restore it or remove the clip from every camera",
+    )
     if not every:
         raise DataError(f"{hr}: split {split!r} has no clips; {FIX_LAYOUT}")
     return every
@@ -81,16 +78,11 @@ def split_clips(root: Path, split: str, cameras: tuple[str, ...] = ("UW", "W")) 
 
 def _clip_frame_names(hr: Path, clip: str, cameras: tuple[str, ...]) -> list[str]:
     """Frame names of a clip, identical under every camera (else a `DataError` naming the gap)."""
-    per_camera = {camera: [p.name for p in list_frames(hr / camera / clip)] for camera in cameras}
-    every = sorted(set().union(*per_camera.values()))
-    for camera, names in per_camera.items():
-        missing = sorted(set(every) - set(names))
-        if missing:
-            raise DataError(
-                f"{hr / camera / clip / missing[0]}: frame is missing ({len(missing)} missing in this camera's "
-                "copy of the clip, present in another camera's); restore it so the cameras stay synchronised"
-            )
-    return every
+    return require_same_names(
+        {hr / camera / clip: [p.name for p in list_frames(hr / camera / clip)] for camera in cameras},
+        "frame",
+        "restore it so the cameras stay synchronised",
+    )
 
 
 def _frame_size(path: Path, check_pixels: bool) -> tuple[int, int]:

@@ -105,6 +105,7 @@ class AsLeDNet(nn.Module):
         rmc_refine: bool = True,
         rmc_warp: bool = True,
         spynet_weights: str | None = None,
+        channels_last: bool = True,
     ):
         super().__init__()
         c = mid_channels
@@ -123,6 +124,10 @@ class AsLeDNet(nn.Module):
         self.fusion = ConvResidualBlocks(4 * c, c, fusion_blocks)
         self.decoder = residual_stack(decoder_blocks, c)
         self.conv_out = conv3x3(c, 3)
+        if channels_last:
+            # Same numbers up to float rounding, ~1.5x faster 3x3 convs on CPU (oneDNN); activations
+            # follow at every ConvResidualBlocks entry (see blocks.match_memory_format).
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, blur: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if blur.dim() != 5 or blur.shape[2] != 3:

@@ -70,7 +70,16 @@ class ConvResidualBlocks(nn.Module):
         self.blocks = residual_stack(num_blocks, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = match_memory_format(x, self.conv.weight)
         return self.blocks(F.leaky_relu(self.conv(x), 0.1, inplace=True))
+
+
+def match_memory_format(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Give `x` the weight's layout: a model moved to channels_last (about 1.5x faster convs on CPU)
+    only profits if activations are channels_last too, and concatenation or grid_sample can drop it."""
+    if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
 
 
 def flow_warp(
