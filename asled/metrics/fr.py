@@ -91,7 +91,13 @@ def alexnet_weights_path() -> Path:
     """Where torchvision keeps the AlexNet ImageNet weights: `$TORCH_HOME/hub/checkpoints/...`."""
     import torch
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    path = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    # Shown in tables and logs: relative to the working directory (the repository) when inside it,
+    # so results carry no machine-specific paths.
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _sha256_prefix(path: Path, n: int = 8) -> str:
