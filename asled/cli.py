@@ -126,13 +126,16 @@ def cmd_infer(args) -> None:
     _set_threads(args.threads)
     params = _params(args)
     paths = config.paths(params)
+    test = config.test_settings(params)
     summary = infer(
         args.method,
         paths.checkpoint(args.method, args.seed),
         paths.prepared("test"),
         paths.restored(args.method, args.seed),
-        chunk=config.test_settings(params).get("chunk"),
+        chunk=test.get("chunk"),
         device=args.device,
+        tile=test.get("tile"),
+        tile_overlap=test.get("tile_overlap", 32),
     )
     print(json.dumps(summary, indent=2, default=str))
 
@@ -181,12 +184,42 @@ def cmd_profile(args) -> None:
               f"{result['ms_per_frame']:.1f} ms/frame on {result['device']}")
 
 
-def cmd_table1(args) -> None:
-    from asled.tables import write_table1
+def cmd_bench_alm(args) -> None:
+    from asled.bench import bench_alm
+
+    _set_threads(args.threads)
+    result = bench_alm(
+        sizes=tuple(args.sizes),
+        channels=args.channels,
+        chunk_size=args.chunk_size,
+        device=args.device,
+        k=args.top_k,
+        window=args.window,
+        memory_limit_gib=args.memory_limit_gib,
+        repeats=args.repeats,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"ALM matching on {result['device']} ({result['memory']})")
+    for case in result["cases"]:
+        for name in ("naive", "chunked", "window"):
+            item = case[name]
+            if "skipped" in item:
+                print(f"{case['size']:5d}^2 {name:8s} skipped: {item['skipped']}")
+            else:
+                mib = "n/a" if item["peak_extra_mib"] is None else f"{item['peak_extra_mib']:.1f} MiB"
+                print(f"{case['size']:5d}^2 {name:8s} {item['seconds_median']:9.3f} s  {mib}")
+        if case["max_abs_diff_chunked_vs_naive"] is not None:
+            print(f"{case['size']:5d}^2 max |chunked - naive| = {case['max_abs_diff_chunked_vs_naive']:.3g}")
+
+
+def cmd_table(args) -> None:
+    from asled.tables import TABLES, write_table
 
     params = _params(args)
-    df = write_table1(params, Path(args.out))
-    print(df[["label", "psnr", "ssim", "lpips", "params_m", "paper_psnr"]].to_string(index=False))
+    df = write_table(params, TABLES[args.table], Path(args.out) if args.out else None)
+    print(df[["label", "psnr", "ssim", "params_m", "paper_psnr"]].to_string(index=False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,9 +264,28 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--json", action="store_true")
     profile.add_argument("--write", action="store_true", help="also write results/profile/<method>.json")
 
-    table1 = verbs.add_parser("table1", help="compile Table 1 (csv, md, json) from the results")
-    table1.add_argument("--out", default="results/tables/table1_main", help="output path without extension")
-    table1.set_defaults(func=cmd_table1)
+    bench = verbs.add_parser("bench", help="micro-benchmarks").add_subparsers(dest="bench_verb", required=True)
+    bench_alm = bench.add_parser("alm", help="memory and time of ALM matching: naive vs chunked global vs windowed")
+    bench_alm.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256], help="feature-map sides")
+    bench_alm.add_argument("--channels", type=int, default=64)
+    bench_alm.add_argument("--chunk-size", type=int, default=4096, help="query positions per chunk")
+    bench_alm.add_argument("--top-k", type=int, default=3)
+    bench_alm.add_argument("--window", type=int, default=15, help="side of the windowed mode's square (odd)")
+    bench_alm.add_argument(
+        "--memory-limit-gib", type=float, default=None,
+        help="skip the naive all-pairs case when its similarity matrix would exceed this "
+        "(default: 80%% of the memory available now)",
+    )
+    bench_alm.add_argument("--repeats", type=int, default=None, help="runs per case (default: 5 / 3 / 1 by size)")
+    bench_alm.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    bench_alm.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    bench_alm.add_argument("--json", action="store_true")
+    bench_alm.set_defaults(func=cmd_bench_alm)
+
+    table = verbs.add_parser("table", help="compile a table (csv, md, json) from the results")
+    table.add_argument("table", choices=["table1", "table2", "supp1"])
+    table.add_argument("--out", help="output path without extension (default: results/tables/<name>)")
+    table.set_defaults(func=cmd_table)
     return parser
 
 

@@ -18,6 +18,12 @@ from asled.errors import ConfigError
 
 SCHEMA_RELATIVE = Path("workflow/schemas/params.schema.yaml")
 SPLITS = ("train", "valid", "test")
+# Compiled tables (path without extension): Table 1, Table 2, Supplementary Table 1.
+TABLE_OUTPUTS = {
+    "table1": "results/tables/table1_main",
+    "table2": "results/tables/table2_modules",
+    "supp1": "results/tables/tableS1_variants",
+}
 CAMERAS = ("UW", "W")
 
 
@@ -91,6 +97,17 @@ class Paths:
 
 def paths(params: dict) -> Paths:
     return Paths(params["dataset"])
+
+
+def table_methods(params: dict, table: str) -> list[str]:
+    """Model names that make the rows of `table` (Table 1: `methods`; ablations: `ablations.<table>`)."""
+    return params["methods"] if table == "table1" else params["ablations"][table]
+
+
+def all_methods(params: dict) -> list[str]:
+    """Every model any table may ask for, in first-seen order."""
+    names = [m for table in TABLE_OUTPUTS for m in table_methods(params, table)]
+    return list(dict.fromkeys(names))
 
 
 def dataset_settings(params: dict) -> dict:

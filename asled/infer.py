@@ -1,8 +1,10 @@
 """Run a (trained) method over the test clips of a prepared split and write restored PNG frames.
 
 Clips are processed in non-overlapping temporal chunks of `chunk` frames (the whole clip when
-`chunk` is None; the last chunk may be shorter). Outputs are clamped to [0, 1], scaled to 8 bits and
-rounded. The output folder appears only when every frame is written (`asled.io.atomic_dir`).
+`chunk` is None; the last chunk may be shorter). Frames larger than `tile` pixels are restored in
+overlapping `tile x tile` pieces (all frames of a chunk together) blended by `asled.tiling`, so that
+memory is bounded by the tile, not the frame; `tile=None` (or a tile covering the frame) runs whole
+frames. Outputs are clamped to [0, 1], scaled to 8 bits and rounded. The output folder appears only when every frame is written (`asled.io.atomic_dir`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from asled.data.dataset import TestClips
 from asled.errors import AsledError, ConfigError, DataError
 from asled.io import atomic_dir, write_png
 from asled.models.registry import build_model, count_parameters
+from asled.tiling import check_tiling, tiled_forward
 
 
 # ----------------------------------------------------------------------------- devices
@@ -73,10 +76,13 @@ def run_clip(
     chunk: int | None,
     device: torch.device,
     on_chunk: Callable[[float, int], None] | None = None,
+    tile: int | None = None,
+    tile_overlap: int = 32,
 ) -> torch.Tensor:
     """Restore one clip `[N, 3, H, W]` in non-overlapping chunks of `chunk` frames; returns CPU float.
 
-    `on_chunk(seconds, frames)` receives the synchronised forward time of every chunk.
+    `on_chunk(seconds, frames)` receives the synchronised forward time of every chunk. Frames larger
+    than `tile` are restored tile by tile (`asled.tiling.tiled_forward`).
     """
     n = blur.shape[0]
     step = n if not chunk else int(chunk)
@@ -87,7 +93,7 @@ def run_clip(
             r = ref[s : s + step].unsqueeze(0).to(device, non_blocking=True)
             synchronize(device)
             t0 = time.perf_counter()
-            out = model(b, r)
+            out = tiled_forward(model, b, r, tile, tile_overlap)
             synchronize(device)
             if on_chunk is not None:
                 on_chunk(time.perf_counter() - t0, b.shape[1])
@@ -153,14 +159,21 @@ def infer(
     chunk: int | None = 7,
     device: str = "auto",
     use_best: bool = True,
+    tile: int | None = None,
+    tile_overlap: int = 32,
 ) -> dict:
     """Restore every clip of `split_dir` with `method`; write `out_dir/<clip>/<frame>.png` and `_info.json`.
 
     Returns the same facts as `_info.json`: method, checkpoint, weights (best/last), device, clips,
-    frames, chunk, seconds (summed synchronised forward time), ms_per_frame, seconds_total.
+    frames, chunk, tile, tile_overlap, seconds (summed synchronised forward time), ms_per_frame,
+    seconds_total.
     """
     if chunk is not None and int(chunk) < 1:
         raise ConfigError(f"chunk must be a positive number of frames or null, got {chunk}")
+    try:
+        check_tiling(tile, tile_overlap)
+    except ValueError as exc:
+        raise ConfigError(f"test tiling: {exc}") from None
     dev = resolve_device(device)
     t_start = time.perf_counter()
     model, info = load_model(method, checkpoint, dev, use_best)
@@ -175,7 +188,9 @@ def infer(
     with atomic_dir(out_dir) as tmp:
         with tqdm(total=clips.num_frames, desc=f"infer {method}", unit="frame", dynamic_ncols=True) as bar:
             for name, frames, data in clips:
-                restored = tensor_to_u8(run_clip(model, data["blur"], data["ref"], chunk, dev, on_chunk))
+                restored = tensor_to_u8(run_clip(
+                    model, data["blur"], data["ref"], chunk, dev, on_chunk, tile=tile, tile_overlap=tile_overlap
+                ))
                 (tmp / name).mkdir()
                 for frame, image in zip(frames, restored):
                     write_png(tmp / name / frame, image)
@@ -188,6 +203,8 @@ def infer(
             "clips": len(clips),
             "frames": forward["frames"],
             "chunk": chunk,
+            "tile": tile,
+            "tile_overlap": tile_overlap,
             "seconds": forward["seconds"],
             "ms_per_frame": 1000.0 * forward["seconds"] / max(forward["frames"], 1),
             "seconds_total": time.perf_counter() - t_start,

@@ -21,6 +21,7 @@ def tiny_params() -> dict:
     params["datasets"]["demo"].update(width=64, height=48, frames_per_clip=21, clips={"train": 2, "valid": 1, "test": 1})
     params["recipes"]["demo"]["train"].update(iterations=2, crop=32, frames=3, val_every=2)
     params["recipes"]["demo"]["test"]["chunk"] = 3
+    params["ablations"] = {"table2": ["asled_net_t2_none"], "supp1": ["asled_net_s1_c"]}
     params["recipes"]["demo"]["profile"].update(size=64, frames=2, warmup=0, runs=1)
     return params
 

@@ -159,3 +159,12 @@ def test_spynet_weights_load_from_a_local_file(tmp_path):
     loaded = SPyNet(weights=str(path))
     for a, b in zip(source.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_pad_to_multiple_pads_bottom_right_and_crops_back():
+    from asled.models.blocks import pad_to_multiple
+
+    clip = torch.rand(1, 2, 3, 50, 70)
+    padded, (h, w) = pad_to_multiple(clip, 32)
+    assert padded.shape == (1, 2, 3, 64, 96)
+    assert torch.equal(padded[..., :h, :w], clip)

@@ -9,8 +9,11 @@ in docs/model_card_asled_net.md. Data flow for a clip of T frames:
                                     └─ RMC(I^B, I^Ref_{t±1}, F^B, F^Ref_{t±1}; SPyNet) > F^RMC
   [F^ALM, F^DC, F^RMC, F^Base] ─fusion─> decoder (30 residual blocks) ─conv─> + blurry frame
 
-Ablations are configuration: `use_alm/use_dc/use_rmc=False` replace a module by a stand-in of residual
-blocks with (to the nearest block) the same parameter count, as the paper's Table 2 does.
+Ablations are configuration, never copied code: `alm_variant`, `dc_variant` and `rmc_variant` choose what
+fills each slot ("none" = a stand-in of residual blocks with the removed module's parameter count, as
+the paper's Table 2 does; otherwise the replacements of Supplementary Table 1). `use_alm/use_dc/use_rmc
+=False` are aliases of the "none" variants. Every row of both tables is a catalogue entry
+(asled/models/catalog.yaml, `asled_net_t2_*`, `asled_net_s1_*`); see docs/model_card_asled_net.md.
 """
 
 from __future__ import annotations
@@ -20,10 +23,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from asled.models.alm import ALM
-from asled.models.blocks import ConvResidualBlocks, conv1x1, conv3x3, flow_warp, residual_block_params, residual_stack
+from asled.models.blocks import (
+    ConvResidualBlocks,
+    ResidualBlock,
+    conv1x1,
+    conv3x3,
+    flow_warp,
+    residual_block_params,
+    residual_stack,
+)
+from asled.models.channel_attention import ConcatChannelAttention
 from asled.models.dc import DifferenceCompensation
+from asled.models.deformable_attention import DeformableAttention
+from asled.models.masa_matching import MASAMatching
+from asled.models.pcd_alignment import PCDMotionCompensation, neighbour_indices
 from asled.models.rmc import ReferenceMotionCompensation
 from asled.models.spynet import SPyNet
+
+ALM_VARIANTS = ("topk", "none", "concat_ca", "dat", "masa")
+DC_VARIANTS = ("dc", "none", "concat_ca")
+RMC_VARIANTS = ("rmc", "none", "concat_res", "pcd")
 
 
 def count(module: nn.Module) -> int:
@@ -67,18 +86,74 @@ class BidirectionalPropagation(nn.Module):
         return torch.stack(merged, dim=1).flatten(0, 1)
 
 
+class NarrowResidualBlock(nn.Module):
+    """conv3x3(C->m) - ReLU - conv3x3(m->C) plus identity: a residual block of any size 1153*m + C
+    (at C = 64), used to bring a stand-in to the removed module's exact size (to within ~600 params)."""
+
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.conv1 = conv3x3(channels, hidden)
+        self.conv2 = conv3x3(hidden, channels)
+        for conv in (self.conv1, self.conv2):  # same near-identity init as ResidualBlock
+            nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+def narrow_block_params(channels: int, hidden: int) -> int:
+    return channels * hidden * 9 + hidden + hidden * channels * 9 + channels
+
+
 class StandIn(nn.Module):
     """Replaces a removed module in ablations: 1x1 conv on [F^B, F^Ref] + residual blocks, sized to
-    the removed module's parameter count (nearest whole number of blocks)."""
+    the removed module's parameter count: as many full residual blocks as fit, then one narrow residual
+    block (hidden width chosen to the nearest channel) for the rest, so a stand-in is within
+    ~(18C+1)/2 parameters (~580 at C = 64) of its target."""
 
     def __init__(self, channels: int, target_params: int):
         super().__init__()
         self.merge = conv1x1(2 * channels, channels)
-        spare = target_params - count(self.merge)
-        self.blocks = residual_stack(max(0, round(spare / residual_block_params(channels))), channels)
+        spare = max(0, target_params - count(self.merge))
+        full, rest = divmod(spare, residual_block_params(channels))
+        blocks: list[nn.Module] = [ResidualBlock(channels) for _ in range(full)]
+        per_hidden = narrow_block_params(channels, 1) - narrow_block_params(channels, 0)
+        hidden = round((rest - channels) / per_hidden)
+        if hidden >= 1 and abs(rest - narrow_block_params(channels, hidden)) < rest:
+            blocks.append(NarrowResidualBlock(channels, hidden))
+        self.blocks = nn.Sequential(*blocks) if blocks else nn.Identity()
 
     def forward(self, f_blur: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.merge(torch.cat([f_blur, f_ref], dim=1)))
+
+
+class ConcatResidualCompensation(nn.Module):
+    """RMC slot, supp. (n) "RMC -> concat + residual block": the neighbours' reference features
+    (t-1, t+1; unaligned) and F^B_t are concatenated, merged by a 1x1 conv and one residual block, and
+    added to F^B_t. Same call as `ReferenceMotionCompensation` (images and flow net unused)."""
+
+    def __init__(self, channels: int = 64, num_blocks: int = 1):
+        super().__init__()
+        self.merge = conv1x1(3 * channels, channels)
+        self.blocks = residual_stack(num_blocks, channels)
+
+    def forward(self, blur, ref, f_blur: torch.Tensor, f_ref: torch.Tensor, flow_net=None) -> torch.Tensor:
+        b, t, c, h, w = f_blur.shape
+        neigh = f_ref[:, neighbour_indices(t)].view(b, 2, t, c, h, w)
+        x = torch.cat([neigh[:, 0].flatten(0, 1), neigh[:, 1].flatten(0, 1), f_blur.flatten(0, 1)], dim=1)
+        return f_blur + self.blocks(self.merge(x)).view(b, t, c, h, w)
+
+
+def _resolve_variant(slot: str, variant: str, enabled: bool, choices: tuple[str, ...]) -> str:
+    if variant not in choices:
+        raise ValueError(f"{slot}_variant must be one of {choices}, got {variant!r}")
+    if not enabled:
+        if variant not in (choices[0], "none"):
+            raise ValueError(f"use_{slot}=False conflicts with {slot}_variant={variant!r}")
+        return "none"
+    return variant
 
 
 class AsLeDNet(nn.Module):
@@ -98,6 +173,8 @@ class AsLeDNet(nn.Module):
         top_k: int = 3,
         chunk_size: int = 4096,
         alm_temperature: float = 1.0,
+        alm_mode: str = "global",
+        alm_window: int = 15,
         use_alm: bool = True,
         use_dc: bool = True,
         use_rmc: bool = True,
@@ -106,21 +183,59 @@ class AsLeDNet(nn.Module):
         rmc_warp: bool = True,
         spynet_weights: str | None = None,
         channels_last: bool = True,
+        alm_variant: str = "topk",
+        dc_variant: str = "dc",
+        rmc_variant: str = "rmc",
+        ca_reduction: int = 16,
+        dat_groups: int = 8,
+        dat_kernel_size: int = 3,
+        masa_scale: int = 4,
+        masa_radius: int = 2,
+        pcd_levels: int = 3,
+        pcd_groups: int = 8,
+        concat_res_blocks: int = 1,
     ):
+        """Slot variants (the defaults are the paper's model):
+        alm_variant: "topk" (ALM, K = `top_k`), "none" (stand-in), "concat_ca" (concat + channel
+            attention), "dat" (DAT-style deformable attention), "masa" (MASA-SR-style matching);
+        dc_variant: "dc", "none", "concat_ca" (on [F^B, F^ALM]);
+        rmc_variant: "rmc" (`rmc_refine`, `rmc_warp` apply), "none", "concat_res", "pcd" (EDVR PCD).
+        `use_alm/use_dc/use_rmc=False` mean the "none" variant of that slot."""
         super().__init__()
         c = mid_channels
-        self.use_alm, self.use_dc, self.use_rmc = use_alm, use_dc, use_rmc
+        alm_variant = _resolve_variant("alm", alm_variant, use_alm, ALM_VARIANTS)
+        dc_variant = _resolve_variant("dc", dc_variant, use_dc, DC_VARIANTS)
+        rmc_variant = _resolve_variant("rmc", rmc_variant, use_rmc, RMC_VARIANTS)
+        self.alm_variant, self.dc_variant, self.rmc_variant = alm_variant, dc_variant, rmc_variant
+        self.use_alm, self.use_dc, self.use_rmc = (v != "none" for v in (alm_variant, dc_variant, rmc_variant))
         # One SPyNet serves the base branch (blurry <-> blurry) and RMC (blurry -> reference).
         self.spynet = SPyNet(spynet_weights)
         self.base = BidirectionalPropagation(c, propagation_blocks)
         self.encoder_blur = ConvResidualBlocks(3, c, encoder_blocks)
         self.encoder_ref = ConvResidualBlocks(3, c, encoder_blocks)  # unshared: the lenses differ
-        alm = ALM(c, top_k, chunk_size, alm_temperature)
-        self.alm = alm if use_alm else StandIn(c, count(alm))
+        # The paper's modules are always constructed first (same random-number use as before variants
+        # existed, so a seed gives the default model the same weights); stand-ins are sized on them.
+        alm = ALM(c, top_k, chunk_size, alm_temperature, mode=alm_mode, window=alm_window)
+        self.alm = {
+            "topk": lambda: alm,
+            "none": lambda: StandIn(c, count(alm)),
+            "concat_ca": lambda: ConcatChannelAttention(c, ca_reduction),
+            "dat": lambda: DeformableAttention(c, dat_groups, dat_kernel_size, chunk_size),
+            "masa": lambda: MASAMatching(c, masa_scale, masa_radius, chunk_size),
+        }[alm_variant]()
         dc = DifferenceCompensation(c, dc_blocks, use_ref=dc_use_ref)
-        self.dc = dc if use_dc else StandIn(c, count(dc))
+        self.dc = {
+            "dc": lambda: dc,
+            "none": lambda: StandIn(c, count(dc)),
+            "concat_ca": lambda: ConcatChannelAttention(c, ca_reduction),
+        }[dc_variant]()
         rmc = ReferenceMotionCompensation(c, rmc_refine_blocks, refine=rmc_refine, warp=rmc_warp)
-        self.rmc = rmc if use_rmc else StandIn(c, count(rmc))
+        self.rmc = {
+            "rmc": lambda: rmc,
+            "none": lambda: StandIn(c, count(rmc)),
+            "concat_res": lambda: ConcatResidualCompensation(c, concat_res_blocks),
+            "pcd": lambda: PCDMotionCompensation(c, pcd_groups, pcd_levels),
+        }[rmc_variant]()
         self.fusion = ConvResidualBlocks(4 * c, c, fusion_blocks)
         self.decoder = residual_stack(decoder_blocks, c)
         self.conv_out = conv3x3(c, 3)
@@ -140,7 +255,7 @@ class AsLeDNet(nn.Module):
         f_b = self.encoder_blur(blur.flatten(0, 1))
         f_ref = self.encoder_ref(ref.flatten(0, 1))
         f_alm = self.alm(f_b, f_ref)
-        f_dc = self.dc(f_b, f_alm) if self.use_dc else self.dc(f_b, f_ref)
+        f_dc = self.dc(f_b, f_alm) if self.use_dc else self.dc(f_b, f_ref)  # stand-ins see [F^B, F^Ref]
         if self.use_rmc:
             shape = (b, t, -1, h, w)
             f_rmc = self.rmc(blur, ref, f_b.view(shape), f_ref.view(shape), self.spynet).flatten(0, 1)

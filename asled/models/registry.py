@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from asled.errors import ConfigError
@@ -73,7 +74,10 @@ def count_parameters(model) -> int:
 def describe(name: str) -> dict[str, Any]:
     """What `asled models --json` prints for one model."""
     spec = entry(name)
-    model = build_model(name)
+    # Built on the meta device: shapes (hence parameter counts) without allocating or initialising
+    # weights, so listing a few dozen full-size models stays instant.
+    with torch.device("meta"):
+        model = build_model(name)
     info = {
         "params": count_parameters(model),
         "target": spec["target"],
@@ -81,7 +85,7 @@ def describe(name: str) -> dict[str, Any]:
         "uses_reference": bool(getattr(model, "uses_reference", False)),
         "trainable": count_parameters(model) > 0,
     }
-    for key in ("label", "paper_row", "description"):
+    for key in ("label", "paper_row", "table", "modules", "description"):
         if key in spec:
             info[key] = spec[key]
     return info

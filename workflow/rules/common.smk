@@ -7,6 +7,7 @@ asled_config.check_consistency(config, source=Path("params.yaml"))
 PATHS = asled_config.paths(config)
 DATASET = asled_config.dataset_settings(config)
 METHODS = config["methods"]
+ALL_METHODS = asled_config.all_methods(config)
 SEEDS = config["seeds"]
 SPLITS = list(asled_config.SPLITS)
 
@@ -18,7 +19,7 @@ if not DATASET["generate"] and not PATHS.raw.is_dir():
 
 
 wildcard_constraints:
-    method="|".join(re.escape(m) for m in METHODS),
+    method="|".join(re.escape(m) for m in ALL_METHODS),
     seed=r"\d+",
     split="|".join(SPLITS),
 

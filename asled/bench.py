@@ -1,0 +1,256 @@
+"""Micro-benchmarks. `bench_alm`: memory and time of ALM's matching at growing feature-map sizes.
+
+Three ways to compute the same per-position top-K aggregation (K = 3, cosine similarity, batch 1):
+
+* ``naive``: all pairs at once, the full `[H*W, H*W]` similarity matrix (16 GiB in fp32 at 256x256).
+  Run only when that matrix fits under `memory_limit_gib`; otherwise reported as skipped with the size
+  it would need (the matrix alone, so a lower bound).
+* ``chunked``: `asled.models.alm.global_topk_aggregate`, exact global matching, query rows in chunks
+  of `chunk_size`; must equal naive (the max abs difference is reported).
+* ``window``: `asled.models.alm.window_topk_aggregate`, matches within a `window x window`
+  neighbourhood; an approximation, so no difference to global matching is reported.
+
+Inputs are seeded standard-normal feature maps; every case runs in inference mode in this one process.
+
+Measurements:
+
+* time: wall clock of each run (synchronised on CUDA); the median over `repeats` runs.
+* peak extra memory: on CUDA, `torch.cuda.max_memory_allocated()` minus the allocation before the run
+  (peak stats reset before each run). On CPU, torch keeps no allocator statistics, so the process's
+  resident-set high-water mark is used: before each run free heap pages go back to the OS
+  (`malloc_trim(0)`) and the kernel's high-water mark is reset to the current RSS (writing "5" to
+  /proc/self/clear_refs, Linux >= 4.0); after the run, VmHWM - VmRSS(before) from /proc/self/status is
+  the peak extra resident memory of the run (inputs excluded, outputs and temporaries included; page
+  granular). The largest value over the runs is reported. Where /proc/self/clear_refs cannot be
+  written, CPU memory is reported as null, never estimated.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from asled.errors import ConfigError
+from asled.infer import describe_device, resolve_device, synchronize
+from asled.models.alm import global_topk_aggregate, window_topk_aggregate
+
+GIB = 1024**3
+
+
+def naive_topk_aggregate(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """All pairs at once: the full `[N, Nq, Nk]` similarity matrix, then top-k, softmax and sum."""
+    q = F.normalize(query.flatten(2), dim=1).transpose(1, 2)
+    kn = F.normalize(key.flatten(2), dim=1).transpose(1, 2)
+    v = value.flatten(2).transpose(1, 2)
+    sim = q @ kn.transpose(1, 2)  # [N, Nq, Nk]
+    top, idx = sim.topk(min(k, kn.shape[1]), dim=2)
+    del sim
+    weights = torch.softmax(top, dim=2)
+    gathered = torch.stack([v[b][idx[b]] for b in range(v.shape[0])])  # [N, Nq, k, Cv]
+    out = (weights.unsqueeze(-1) * gathered).sum(2)
+    return out.transpose(1, 2).reshape(value.shape[0], value.shape[1], *query.shape[-2:])
+
+
+def naive_bytes(batch: int, positions: int, element_size: int = 4) -> int:
+    """Bytes of the naive method's similarity matrix (its dominant allocation; a lower bound)."""
+    return batch * positions * positions * element_size
+
+
+# ----------------------------------------------------------------------------- memory probes
+class _CpuMemory:
+    """Peak extra resident memory of a region: reset VmHWM, run, read VmHWM - VmRSS(start)."""
+
+    method = "cpu: VmHWM - VmRSS after malloc_trim(0) and a VmHWM reset via /proc/self/clear_refs ('5')"
+
+    def __init__(self) -> None:
+        try:
+            self._libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            self._libc = None
+        self.available = self._reset()
+
+    @staticmethod
+    def _status_kib(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise OSError(f"{field} not in /proc/self/status")
+
+    def _reset(self) -> bool:
+        try:
+            if self._libc is not None:
+                self._libc.malloc_trim(0)
+            Path("/proc/self/clear_refs").write_text("5")
+            self._status_kib("VmHWM")
+            return True
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        self._reset()
+        self._base = self._status_kib("VmRSS")
+
+    def stop(self) -> int:
+        return max(0, self._status_kib("VmHWM") - self._base) * 1024
+
+
+class _CudaMemory:
+    method = "cuda: torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated() before the run"
+    available = True
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def start(self) -> None:
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._base = torch.cuda.memory_allocated(self.device)
+
+    def stop(self) -> int:
+        torch.cuda.synchronize(self.device)
+        return torch.cuda.max_memory_allocated(self.device) - self._base
+
+
+def _measure(fn: Callable[[], torch.Tensor], repeats: int, device: torch.device, memory) -> tuple[dict, torch.Tensor]:
+    times, peaks, out = [], [], None
+    for _ in range(repeats):
+        out = None  # the previous output must not count towards this run's peak
+        if memory.available:
+            memory.start()
+        synchronize(device)
+        t0 = time.perf_counter()
+        out = fn()
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+        if memory.available:
+            peaks.append(memory.stop())
+    result = {
+        "seconds_median": statistics.median(times),
+        "seconds": [round(t, 4) for t in times],
+        "peak_extra_bytes": max(peaks) if peaks else None,
+        "peak_extra_mib": round(max(peaks) / 2**20, 1) if peaks else None,
+    }
+    return result, out
+
+
+def default_repeats(size: int) -> int:
+    """Fewer repeats for the big maps: global matching grows with (H*W)^2."""
+    return 5 if size <= 64 else 3 if size <= 128 else 1
+
+
+def default_memory_limit_gib(dev: torch.device) -> float:
+    """80% of the memory free right now (GPU memory on CUDA, MemAvailable on CPU): the naive case runs
+    wherever it can, e.g. its 16 GiB at 256x256 on a 24 GiB machine, and is skipped where it cannot."""
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return 0.8 * free / GIB
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    return 0.8 * int(fields["MemAvailable"].split()[0]) * 1024 / GIB
+
+
+def bench_alm(
+    sizes: tuple[int, ...] = (64, 128, 256),
+    channels: int = 64,
+    chunk_size: int = 4096,
+    device: str = "auto",
+    *,
+    k: int = 3,
+    window: int = 15,
+    memory_limit_gib: float | None = None,
+    repeats: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Time and peak memory of naive / chunked global / windowed top-K matching per `size x size` map.
+
+    Returns a JSON-ready dict: settings, device, the memory method, and per size the three cases, the
+    max abs difference chunked vs naive (where naive ran) and naive/chunked memory and time ratios.
+    """
+    if not sizes or min(sizes) < 1 or channels < 1 or chunk_size < 1 or k < 1 or (repeats is not None and repeats < 1):
+        raise ConfigError(
+            f"bench settings must be positive (sizes {sizes}, channels {channels}, chunk_size {chunk_size}, "
+            f"top_k {k}, repeats {repeats})"
+        )
+    if window < 1 or window % 2 == 0:
+        raise ConfigError(f"window must be a positive odd number (2r+1), got {window}")
+    dev = resolve_device(device)
+    if memory_limit_gib is None:
+        memory_limit_gib = default_memory_limit_gib(dev)
+    memory = _CudaMemory(dev) if dev.type == "cuda" else _CpuMemory()
+    # warm-up: thread pools, kernels and allocator start-up must not count towards the first case
+    with torch.inference_mode():
+        small = torch.randn(1, channels, 16, 16, device=dev)
+        naive_topk_aggregate(small, small, small, k)
+        global_topk_aggregate(small, small, small, k, chunk_size)
+        window_topk_aggregate(small, small, small, k, window, chunk_size)
+        synchronize(dev)
+    cases = []
+    for size in sizes:
+        generator = torch.Generator().manual_seed(seed + size)
+        query = torch.randn(1, channels, size, size, generator=generator).to(dev)
+        key = torch.randn(1, channels, size, size, generator=generator).to(dev)
+        runs = repeats or default_repeats(size)
+        positions = size * size
+        need = naive_bytes(1, positions)
+        case: dict = {"size": size, "positions": positions, "repeats": runs}
+        with torch.inference_mode():
+            chunked, out_chunked = _measure(
+                lambda: global_topk_aggregate(query, key, key, k, chunk_size), runs, dev, memory
+            )
+            window_result, out_window = _measure(
+                lambda: window_topk_aggregate(query, key, key, k, window, chunk_size), runs, dev, memory
+            )
+            del out_window
+            if need > memory_limit_gib * GIB:
+                naive = {
+                    "skipped": f"would need {need / GIB:.1f} GiB for the {positions} x {positions} fp32 similarity "
+                    f"matrix alone (limit {memory_limit_gib:g} GiB)",
+                    "needs_bytes_at_least": need,
+                }
+                diff = None
+            else:
+                naive, out_naive = _measure(lambda: naive_topk_aggregate(query, key, key, k), runs, dev, memory)
+                naive["similarity_matrix_bytes"] = need
+                diff = (out_naive - out_chunked).abs().max().item()
+                del out_naive
+        del out_chunked
+        case.update({"naive": naive, "chunked": chunked, "window": window_result})
+        case["max_abs_diff_chunked_vs_naive"] = diff
+        ratios = {}
+        if "skipped" not in naive:
+            ratios["naive_over_chunked_time"] = naive["seconds_median"] / chunked["seconds_median"]
+            if naive["peak_extra_bytes"] and chunked["peak_extra_bytes"]:
+                ratios["naive_over_chunked_memory"] = naive["peak_extra_bytes"] / chunked["peak_extra_bytes"]
+        ratios["chunked_over_window_time"] = chunked["seconds_median"] / window_result["seconds_median"]
+        if chunked["peak_extra_bytes"] and window_result["peak_extra_bytes"]:
+            ratios["chunked_over_window_memory"] = chunked["peak_extra_bytes"] / window_result["peak_extra_bytes"]
+        case["ratios"] = {name: round(value, 3) for name, value in ratios.items()}
+        cases.append(case)
+        del query, key
+    return {
+        "benchmark": "alm_matching",
+        "device": describe_device(dev),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "settings": {
+            "channels": channels,
+            "batch": 1,
+            "top_k": k,
+            "chunk_size": chunk_size,
+            "window": window,
+            "memory_limit_gib": memory_limit_gib,
+            "seed": seed,
+            "dtype": "float32",
+        },
+        "time": "median wall seconds over the repeats (synchronised on CUDA), inference mode",
+        "memory": memory.method if memory.available else "unavailable (cannot reset the CPU high-water mark here): null",
+        "cases": cases,
+    }
