@@ -19,9 +19,12 @@ for table, out in asled_config.TABLE_OUTPUTS.items():
             md=f"{out}.md",
             json=f"{out}.json",
         params:
+            # the loop variable is read through params: a shell string is formatted when the job
+            # runs, by which time `table` holds the last loop value
+            table=table,
             methods=asled_config.table_methods(config, table),
             seeds=SEEDS,
         log:
             f"logs/tables/{table}.log",
         shell:
-            f"asled table {table} > {{log}} 2>&1"
+            "asled table {params.table} > {log} 2>&1"
