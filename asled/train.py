@@ -260,24 +260,11 @@ class Trainer:
         }
 
 
-def train(
-    method: str,
-    train_dir: Path,
-    valid_dir: Path,
-    out_checkpoint: Path,
-    settings: dict,
-    *,
-    seed: int = 0,
-    log_csv: Path | None = None,
-    device: str = "auto",
-    model_kwargs: dict | None = None,
-) -> dict:
-    """Train `method` and write `out_checkpoint` (and `log_csv`); returns a summary dict.
+def train(*args, **kwargs) -> dict:
+    """Train a method and write its checkpoint (and loss log); arguments are `Trainer`'s.
 
     Checkpoint: {"method", "model_kwargs", "state_dict" (last), "best_state_dict", "best_val_psnr",
     "best_iteration", "iteration", "seed", "settings", "params"} (+ "note" for zero-parameter models).
     Log CSV columns: iteration, loss, lr (the rate used by that step), val_psnr (blank when not validated).
     """
-    trainer = Trainer(method, train_dir, valid_dir, out_checkpoint, settings, seed=seed, log_csv=log_csv,
-                      device=device, model_kwargs=model_kwargs)
-    return trainer.run()
+    return Trainer(*args, **kwargs).run()
