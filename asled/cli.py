@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Weights live under data/weights (staged by `fetch_weights`), never in a per-user cache, so
+    # Weights live under data/weights (placed there by hand until a staging rule exists), never in a per-user cache, so
     # runs are offline and the same on every machine.
     os.environ.setdefault("TORCH_HOME", str(Path(WEIGHTS_DIR, "torch").resolve()))
     args = build_parser().parse_args(argv)
