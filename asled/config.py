@@ -119,8 +119,10 @@ def recipe(params: dict) -> dict:
 
 
 def train_settings(params: dict, method: str) -> dict:
-    """The dataset's training recipe with the method's overrides applied."""
+    """The dataset's training recipe with the method's overrides applied: first the recipe's own
+    (`recipes.<r>.method_overrides`, part of the protocol), then the user's (`method_overrides`)."""
     settings = copy.deepcopy(recipe(params)["train"])
+    settings.update(recipe(params).get("method_overrides", {}).get(method, {}))
     settings.update(params.get("method_overrides", {}).get(method, {}))
     return settings
 
@@ -131,3 +133,12 @@ def test_settings(params: dict) -> dict:
 
 def profile_settings(params: dict) -> dict:
     return dict(recipe(params)["profile"])
+
+
+# The `metrics` keys that change per-frame scores; the rest (bootstrap, test, ...) only change how
+# tables summarise them, so editing those must not re-run evaluation (Snakemake params, DVC params).
+EVALUATE_METRIC_KEYS = ("border", "y_channel", "lpips", "temporal", "temporal_flow")
+
+
+def evaluate_settings(params: dict) -> dict:
+    return {key: params["metrics"][key] for key in EVALUATE_METRIC_KEYS}

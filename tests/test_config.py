@@ -60,3 +60,16 @@ def test_method_overrides_apply_to_one_method(tmp_path):
     )
     assert config.train_settings(params, "asled_net")["batch_size"] == 2
     assert config.train_settings(params, "blur")["batch_size"] == 1
+
+
+def test_recipe_overrides_stay_in_their_recipe(tmp_path):
+    def edit(p):
+        p["recipes"]["demo"]["method_overrides"] = {"asled_net": {"iterations": 3}}
+        p["method_overrides"] = {"asled_net": {"crop": 32}}
+
+    params = config.load_params(write_params(tmp_path, edit))
+    demo = config.train_settings(params, "asled_net")
+    assert (demo["iterations"], demo["crop"]) == (3, 32)  # the user's override applies on top
+    params["dataset"] = "realmcvsr"
+    paper = config.train_settings(params, "asled_net")
+    assert (paper["iterations"], paper["crop"]) == (300000, 32)
