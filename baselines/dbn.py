@@ -1,0 +1,119 @@
+"""DBN / DeBlurNet (Su et al., "Deep Video Deblurring for Hand-held Cameras", CVPR 2017), a
+multi-frame baseline of Table 1 (15.3 M parameters in the paper; 15.30 M here).
+
+Written from the architecture table of the paper and its public PyTorch ports (e.g. the DBN of
+ljzycmd/SimDeblur, `num_frames: 5, inner_channels: 64`):
+
+  * input: 5 neighbouring blurry frames stacked along the channels (15 channels), no alignment;
+  * encoder-decoder: F0 = 5x5 conv to 64; three stages, each a stride-2 3x3 conv followed by 3x3 convs
+    (64 -> 128, 128; 256, 256, 256, 256; 512 x 4); three 4x4 stride-2 transposed convs back up
+    (512 -> 256, 256 -> 128, 64 -> 64) with 3x3 convs in between (256 x 3; 128, 64; 15, 3);
+  * every conv is followed by batch normalisation and ReLU (not the last one: BN only); the decoder
+    adds the encoder features of the same scale (skip connections, then ReLU) and the output is added
+    to the centre input frame (the network predicts a residual).
+
+Adaptations for the benchmark interface: the network restores every frame t of the clip from the
+window t-2..t+2 (clip ends reflected, then clamped when the clip is shorter than the window, see
+`window_indices`), all windows in one batch; `ref` is ignored. Inputs are replicate-padded to a
+multiple of 8 (three stride-2 stages) and cropped back. The last batch-norm scale starts at zero so the
+untrained network returns the centre frame (an initialisation choice; it changes no shape). Convs that
+feed a batch norm carry no bias (the norm's shift replaces it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from asled.models.blocks import pad_to_multiple
+
+BN_EPS = 1e-3  # as the Torch7 original
+
+
+def window_indices(num_frames: int, window: int) -> torch.Tensor:
+    """`[num_frames, window]` frame indices of the sliding window centred on every frame.
+
+    Out-of-range neighbours are mirrored at the clip ends without repeating the edge frame (t = -1 -> 1,
+    BasicSR's "reflection" padding); a clip too short to mirror into (e.g. T = 1) clamps to its ends.
+    """
+    half = window // 2
+    rows = []
+    last = num_frames - 1
+    for centre in range(num_frames):
+        row = []
+        for i in range(centre - half, centre + half + 1):
+            if i < 0:
+                i = -i
+            elif i > last:
+                i = 2 * last - i
+            row.append(min(max(i, 0), last))
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.long)
+
+
+class ConvBN(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, transposed: bool = False):
+        if transposed:  # 4x4 stride 2: exact 2x upsampling
+            conv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False)
+        else:
+            conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False)
+        super().__init__(conv, nn.BatchNorm2d(cout, eps=BN_EPS))
+
+
+class DBN(nn.Module):
+    """`forward(blur, ref=None) -> restored`, `[B, T, 3, H, W]`; each frame from its 5-frame window."""
+
+    uses_reference = False
+
+    def __init__(self, num_frames: int = 5, channels: int = 64):
+        super().__init__()
+        if num_frames < 1 or num_frames % 2 == 0:
+            raise ValueError(f"DBN: num_frames must be a positive odd number, got {num_frames}")
+        self.num_frames = num_frames
+        c, cin = channels, 3 * num_frames
+        self.f0 = ConvBN(cin, c, kernel=5)
+        # Encoder: (stride-2 conv, then 3x3 convs) per stage.
+        self.down1 = nn.ModuleList([ConvBN(c, c, stride=2), ConvBN(c, 2 * c), ConvBN(2 * c, 2 * c)])
+        self.down2 = nn.ModuleList([ConvBN(2 * c, 4 * c, stride=2)] + [ConvBN(4 * c, 4 * c) for _ in range(3)])
+        self.down3 = nn.ModuleList([ConvBN(4 * c, 8 * c, stride=2)] + [ConvBN(8 * c, 8 * c) for _ in range(3)])
+        # Decoder: transposed conv, add the skip, then 3x3 convs.
+        self.up1 = ConvBN(8 * c, 4 * c, transposed=True)
+        self.dec1 = nn.ModuleList([ConvBN(4 * c, 4 * c) for _ in range(3)])
+        self.up2 = ConvBN(4 * c, 2 * c, transposed=True)
+        self.dec2 = nn.ModuleList([ConvBN(2 * c, 2 * c), ConvBN(2 * c, c)])
+        self.up3 = ConvBN(c, c, transposed=True)
+        self.dec3 = ConvBN(c, cin)
+        self.last = ConvBN(cin, 3)
+        nn.init.zeros_(self.last[1].weight)
+
+    @staticmethod
+    def _stage(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            x = F.relu(layer(x))
+        return x
+
+    def restore(self, stacked: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """stacked `[N, 3*num_frames, H, W]` (H, W multiples of 8), centre `[N, 3, H, W]` -> `[N, 3, H, W]`."""
+        f0 = F.relu(self.f0(stacked))
+        f1 = self._stage(self.down1, f0)
+        f2 = self._stage(self.down2, f1)
+        f3 = self._stage(self.down3, f2)
+        x = self._stage(self.dec1, F.relu(self.up1(f3) + f2))
+        x = self._stage(self.dec2, F.relu(self.up2(x) + f1))
+        x = F.relu(self.dec3(F.relu(self.up3(x) + f0)))
+        return self.last(x) + centre
+
+    def forward(self, blur: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, c, h, w = blur.shape
+        # At least 16 pixels so the 1/8 scale keeps 2x2 values for batch-norm statistics.
+        x, _ = pad_to_multiple(blur, 8)
+        if min(x.shape[-2:]) < 16:
+            x = F.pad(x.flatten(0, 1), (0, max(16 - x.shape[-1], 0), 0, max(16 - x.shape[-2], 0)), mode="replicate")
+            x = x.view(b, t, c, *x.shape[-2:])
+        idx = window_indices(t, self.num_frames).to(blur.device)  # [T, window]
+        windows = x[:, idx]  # [B, T, window, 3, H', W']
+        stacked = windows.flatten(2, 3).flatten(0, 1)
+        centre = x.flatten(0, 1)
+        out = self.restore(stacked, centre)
+        return out.view(b, t, c, *out.shape[-2:])[..., :h, :w]
