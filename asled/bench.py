@@ -254,3 +254,158 @@ def bench_alm(
         "memory": memory.method if memory.available else "unavailable (cannot reset the CPU high-water mark here): null",
         "cases": cases,
     }
+
+
+# ----------------------------------------------------------------------------- training throughput
+# Speed configurations of `bench_train`: the recipe keys `precision`, `channels_last`, `compile`.
+TRAIN_CONFIGS = {
+    "fp32_eager": {"precision": "fp32", "channels_last": False, "compile": False},
+    "channels_last": {"precision": "fp32", "channels_last": True, "compile": False},
+    "compile": {"precision": "fp32", "channels_last": False, "compile": True},
+    "bf16": {"precision": "bf16", "channels_last": False, "compile": False},
+    "bf16_channels_last": {"precision": "bf16", "channels_last": True, "compile": False},
+    "bf16_channels_last_compile": {"precision": "bf16", "channels_last": True, "compile": True},
+}
+# Candidates for "fastest" per device type. On a CPU, torch.compile (inductor) spends minutes compiling
+# AsLeD-Net's C++ kernels on a small machine, so it is left out unless asked for with `configs`.
+FAST_CANDIDATES = {
+    "cuda": ("bf16_channels_last_compile", "bf16_channels_last", "bf16"),
+    "cpu": ("channels_last", "bf16", "bf16_channels_last"),
+}
+# Workload defaults: the paper's training batch on a GPU, a small one on a CPU (a full paper step takes
+# tens of seconds there).
+TRAIN_SHAPES = {
+    "cuda": {"batch": 4, "frames": 7, "crop": 128, "iterations": 20, "warmup": 5},
+    "cpu": {"batch": 1, "frames": 3, "crop": 64, "iterations": 3, "warmup": 1},
+}
+
+
+def train_throughput(
+    method: str,
+    config: dict,
+    *,
+    batch: int,
+    frames: int,
+    crop: int,
+    iterations: int,
+    warmup: int,
+    device: torch.device,
+    seed: int = 0,
+) -> dict:
+    """Optimisation steps per second of `method` under one speed configuration (compute only, no data loading).
+
+    A step is what `asled.train.Trainer.step` does: Adam, Charbonnier (eps 1e-3), optional bf16 autocast,
+    on a `[batch, frames, 3, crop, crop]` clip of the astronaut photograph (the profiling input) as both
+    streams and target. `warmup` untimed steps (compilation happens there), then `iterations` timed ones,
+    synchronised on CUDA.
+    """
+    from asled.losses import charbonnier
+    from asled.models.registry import build_model
+    from asled.profiling import profile_input
+
+    torch.manual_seed(seed)
+    model = build_model(method).to(device)
+    if config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    net = torch.compile(model) if config["compile"] else model
+    net.train()
+    clip = profile_input(crop, frames).expand(batch, frames, 3, crop, crop).contiguous().to(device)
+    bf16 = config["precision"] == "bf16"
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = net(clip, clip)
+        loss = charbonnier(out.float(), clip, eps=1e-3)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t_warm = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    warm_seconds = time.perf_counter() - t_warm
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        loss = step()
+    synchronize(device)
+    seconds = time.perf_counter() - t0
+    result = {
+        **config,
+        "iterations_per_second": iterations / seconds,
+        "seconds": seconds,
+        "warmup_seconds": warm_seconds,
+        "final_loss": float(loss.detach()),
+    }
+    if device.type == "cuda":
+        result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / GIB, 3)
+    return result
+
+
+def bench_train(
+    method: str = "asled_net",
+    *,
+    configs: list[str] | tuple[str, ...] | None = None,
+    batch: int | None = None,
+    frames: int | None = None,
+    crop: int | None = None,
+    iterations: int | None = None,
+    warmup: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+) -> dict:
+    """Training iterations per second: plain fp32 eager vs. the fastest of `configs`, in this one process.
+
+    `configs` (names of `TRAIN_CONFIGS`; default `FAST_CANDIDATES` for the device) are each measured; a
+    configuration this device cannot run is reported with its error, never a number. `fastest` is the
+    quickest configuration that ran (fp32 eager included); `speedup` = its iterations/s over fp32 eager's.
+    """
+    dev = resolve_device(device)
+    shape = dict(TRAIN_SHAPES["cuda" if dev.type == "cuda" else "cpu"])
+    for key, value in (("batch", batch), ("frames", frames), ("crop", crop), ("iterations", iterations),
+                       ("warmup", warmup)):
+        if value is not None:
+            shape[key] = int(value)
+    if min(shape["batch"], shape["frames"], shape["crop"], shape["iterations"]) < 1 or shape["warmup"] < 0:
+        raise ConfigError(f"bench train settings must be positive (warm-up >= 0), got {shape}")
+    names = list(configs) if configs else list(FAST_CANDIDATES["cuda" if dev.type == "cuda" else "cpu"])
+    unknown = [n for n in names if n not in TRAIN_CONFIGS]
+    if unknown:
+        raise ConfigError(f"unknown bench train configuration(s) {unknown}; choose from {list(TRAIN_CONFIGS)}")
+    results: dict[str, dict] = {}
+    for name in ["fp32_eager", *[n for n in names if n != "fp32_eager"]]:
+        try:
+            results[name] = train_throughput(method, TRAIN_CONFIGS[name], device=dev, seed=seed, **shape)
+        except Exception as exc:  # a configuration this device or build cannot run is reported, not fatal
+            if name == "fp32_eager":
+                raise
+            results[name] = {**TRAIN_CONFIGS[name], "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+        finally:
+            if TRAIN_CONFIGS[name]["compile"]:
+                torch._dynamo.reset()
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+    # fp32 eager competes too: where no option helps (e.g. bf16 on a CPU without bf16 units) it is the fastest
+    ran = {n: r for n, r in results.items() if "failed" not in r}
+    fastest = max(ran, key=lambda n: ran[n]["iterations_per_second"])
+    base = results["fp32_eager"]["iterations_per_second"]
+    return {
+        "benchmark": "train_throughput",
+        "method": method,
+        "device": describe_device(dev),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "settings": {**shape, "seed": seed, "optimizer": "Adam", "loss": "Charbonnier eps 1e-3"},
+        "time": "wall seconds of `iterations` steps after `warmup` untimed ones (synchronised on CUDA); "
+        "compute only, no data loading",
+        "configs": results,
+        "fp32_eager_iterations_per_second": base,
+        "fastest": fastest,
+        "fastest_iterations_per_second": ran[fastest]["iterations_per_second"],
+        "speedup": ran[fastest]["iterations_per_second"] / base,
+    }

@@ -41,7 +41,8 @@ def profile_model(
     device: str = "auto",
     model_kwargs: dict | None = None,
 ) -> dict:
-    """Returns {"method", "params", "ms_per_frame", "device", "size", "frames", "runs", "warmup", "timings_ms"}."""
+    """Returns {"method", "params", "ms_per_frame", "device", "size", "frames", "runs", "warmup", "timings_ms",
+    "timing" (the protocol in words), "torch"}."""
     if size < 1 or frames < 1 or runs < 1 or warmup < 0:
         raise ConfigError(f"profile settings must be positive (size {size}, frames {frames}, runs {runs}, warmup {warmup})")
     dev = resolve_device(device)
@@ -66,4 +67,7 @@ def profile_model(
         "runs": runs,
         "warmup": warmup,
         "timings_ms": timings,
+        "timing": f"median of {runs} synchronised forward passes of a [1, {frames}, 3, {size}, {size}] clip after "
+        f"{warmup} warm-up pass(es), inference mode, fp32, divided by {frames} frames",
+        "torch": torch.__version__,
     }

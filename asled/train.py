@@ -3,26 +3,46 @@
 Recipe: Adam(lr), cosine annealing from `lr` to `eta_min` over `iterations` steps, Charbonnier loss
 (eps = `charbonnier_eps`), random `frames`-frame clips with aligned `crop x crop` crops, flips and
 quarter-turn rotations. Iteration `k` trains on samples `k*B ... k*B+B-1` of `TrainClips(seed)`,
-each a pure function of (seed, index), so the data stream does not depend on workers or restarts.
+each a pure function of (seed, index), so the data stream does not depend on workers, restarts or the
+number of data-parallel ranks (`asled.distributed`).
 
 Validation (every `val_every` iterations and at the end): mean PSNR over all frames of the
 validation split, the model run on whole clips in non-overlapping chunks of `frames` frames, the
 output rounded to 8 bits as at test time. The checkpoint keeps the last weights and the best ones.
 
+Resume: every `checkpoint_every` iterations the whole state (weights, Adam, scheduler, RNG states,
+the iteration, which fixes the sampler position, the log so far and the best weights) is written
+atomically to the *resume file* beside the checkpoint (`seed0.pt` -> `seed0.resume.pt`). It is not a
+declared output of the workflow, so a failed job's clean-up keeps it. A later run with the same
+method, seed, data and result-relevant settings continues from it automatically; on CPU the result
+equals an uninterrupted run's bit for bit. The file is deleted once the final checkpoint is written.
+
+Preemption: SIGTERM or SIGUSR1 (how SLURM preempts) lets the current step finish, writes the resume
+file and raises `Preempted`; `asled train` then exits with `RESUME_EXIT_CODE` (75, EX_TEMPFAIL),
+which the workflow treats as "run me again" (Snakemake `retries`, SLURM requeue).
+
+Speed (all off by default): `precision: bf16` (autocast), `channels_last`, `compile`
+(`torch.compile`); on CUDA the loader pins memory and uses `num_workers` processes.
+
+Logs: a tqdm progress bar (it/s, ETA, loss), TensorBoard scalars and the CSV log.
+
 A model with no parameters (e.g. `blur`) is not trained: its checkpoint records iteration 0, a
 note, and the validation PSNR.
-
-Structure: `Trainer` holds the state (model, optimiser, scheduler, log) and exposes `step`,
-`validate`, `save` and `run`, so resuming, DDP or mixed precision can be added around it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
+import json
 import math
+import os
 import random
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,37 +53,94 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from asled import distributed
 from asled.data.dataset import TestClips, TrainClips
-from asled.errors import ConfigError
+from asled.errors import ConfigError, DataError
 from asled.infer import describe_device, resolve_device, run_clip, tensor_to_u8
 from asled.io import atomic_path, write_text
 from asled.losses import charbonnier
 from asled.metrics.fr import psnr
 from asled.models.registry import build_model, count_parameters
 
+# Exit code of `asled train` after a preemption signal: the resume file is written, run me again.
+# 75 is EX_TEMPFAIL of sysexits.h ("temporary failure, the user is invited to retry").
+RESUME_EXIT_CODE = 75
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
 SETTINGS_KEYS = ("iterations", "batch_size", "crop", "frames", "lr", "eta_min", "charbonnier_eps", "val_every",
-                 "num_workers")
+                 "num_workers", "checkpoint_every", "devices", "device", "precision", "channels_last", "compile",
+                 "retries")
+# Engine keys added after the first recipes: a settings dict without them gets these values.
+SETTINGS_DEFAULTS = {"checkpoint_every": 1000, "devices": 1, "device": "auto", "precision": "fp32",
+                     "channels_last": False, "compile": False, "retries": 0}
+# Keys that do not change what is computed (up to the order of floating-point sums over ranks), so a
+# resume file written under other values of them is still valid.
+ENGINE_ONLY_KEYS = ("num_workers", "checkpoint_every", "devices", "device", "compile", "retries")
+PRECISIONS = ("fp32", "bf16")
 LOG_COLUMNS = ("iteration", "loss", "lr", "val_psnr")
 ZERO_PARAM_NOTE = "model has no parameters: nothing to train; the checkpoint records the validation PSNR only"
+RESUME_FORMAT = "asled-resume-1"
+
+
+class Preempted(Exception):
+    """Training stopped on a preemption signal after writing its resume file (not an error)."""
+
+    def __init__(self, signum: int, iteration: int, resume_file: Path) -> None:
+        self.signum, self.iteration, self.resume_file = signum, iteration, Path(resume_file)
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} after iteration {iteration}; state saved in {resume_file}; "
+            f"run the same command again to resume (exit code {RESUME_EXIT_CODE})"
+        )
 
 
 def check_settings(settings: dict) -> dict:
-    missing = [k for k in SETTINGS_KEYS if k not in settings]
+    s = {**SETTINGS_DEFAULTS, **settings}
+    missing = [k for k in SETTINGS_KEYS if k not in s]
     if missing:
-        raise ConfigError(f"training settings lack {missing} (see protocols.<name>.train in params.yaml)")
-    s = dict(settings)
-    for key in ("iterations", "batch_size", "crop", "frames"):
+        raise ConfigError(f"training settings lack {missing} (see recipes.<name>.train in params.yaml)")
+    for key in ("iterations", "batch_size", "crop", "frames", "devices"):
         if int(s[key]) < 1:
             raise ConfigError(f"training setting '{key}' must be a positive integer, got {s[key]}")
-    if int(s["num_workers"]) < 0:
-        raise ConfigError(f"training setting 'num_workers' must be >= 0, got {s['num_workers']}")
+    for key in ("num_workers", "checkpoint_every", "retries"):
+        if int(s[key]) < 0:
+            raise ConfigError(f"training setting '{key}' must be >= 0, got {s[key]}")
+    if s["precision"] not in PRECISIONS:
+        raise ConfigError(f"training setting 'precision' must be one of {PRECISIONS}, got {s['precision']!r}")
     return s
+
+
+def resume_path(checkpoint: str | Path) -> Path:
+    """The resume file of a checkpoint: `seed0.pt` -> `seed0.resume.pt`, in the same folder."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".resume" + (checkpoint.suffix or ".pt"))
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """Every generator the run may draw from, in a form `torch.load(weights_only=True)` accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 @contextlib.contextmanager
@@ -83,19 +160,59 @@ def deterministic(device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.benchmark = benchmark
 
 
+@contextlib.contextmanager
+def preemption_signals() -> Iterator[dict[str, int | None]]:
+    """While active, SIGTERM / SIGUSR1 only set `state["signal"]`; the loop stops at the next step boundary.
+
+    Handlers can only be installed from the main thread; elsewhere the signals keep their defaults.
+    """
+    state: dict[str, int | None] = {"signal": None}
+
+    def handler(signum, _frame) -> None:
+        if state["signal"] is None:
+            state["signal"] = signum
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, handler) for s in PREEMPT_SIGNALS}
+    try:
+        yield state
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _loader_worker_init(_worker_id: int) -> None:
+    # A cluster signals every process of the job; loader workers must outlive SIGTERM / SIGUSR1 so
+    # that the main process can finish its step and write the resume file (it stops them itself).
+    for s in PREEMPT_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
 def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def validate(model: torch.nn.Module, clips: TestClips, chunk: int, device: torch.device) -> float:
-    """Mean PSNR (8-bit RGB) over all frames of `clips`; the model is left in eval mode."""
+def validate(model: torch.nn.Module, clips: TestClips, chunk: int, device: torch.device,
+             env: distributed.DistEnv | None = None) -> float:
+    """Mean PSNR (8-bit RGB) over all frames of `clips`; the model is left in eval mode.
+
+    With several ranks, rank r restores clips r, r+W, ... and the per-frame sums are added over ranks.
+    """
+    env = env or distributed.DistEnv()
     model.eval()
     values = []
-    for _, _, data in clips:
+    for i, (_, _, data) in enumerate(clips):
+        if i % env.world_size != env.rank:
+            continue
         restored = tensor_to_u8(run_clip(model, data["blur"], data["ref"], chunk, device))
         gt = tensor_to_u8(data["gt"])
         values.extend(psnr(g, r) for g, r in zip(gt, restored))
-    return float(np.mean(values))
+    if not env.enabled:
+        return float(np.mean(values))
+    total, count = distributed.all_reduce_sum([float(np.sum(values)) if values else 0.0, float(len(values))],
+                                              env, device)
+    return total / count
 
 
 def format_log(rows: list[dict[str, Any]]) -> str:
@@ -107,8 +224,25 @@ def format_log(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def split_digest(split_dir: Path) -> str:
+    """Identity of a prepared split for resume checks: its manifest (settings, clips), hashed."""
+    manifest = Path(split_dir) / "manifest.json"
+    if not manifest.is_file():
+        return "no manifest.json"
+    return hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """`torch.save` to a temporary sibling, flushed to disk, then renamed onto `path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 class Trainer:
-    """One training run: model, optimiser, scheduler, data stream, validation, checkpoint and log."""
+    """One training run: model, optimiser, scheduler, data stream, validation, checkpoints and logs."""
 
     def __init__(
         self,
@@ -120,17 +254,24 @@ class Trainer:
         *,
         seed: int = 0,
         log_csv: Path | None = None,
-        device: str = "auto",
+        device: str | None = None,
         model_kwargs: dict | None = None,
+        tensorboard_dir: Path | None = None,
+        resume: bool = True,
     ) -> None:
         self.method = method
         self.train_dir, self.valid_dir = Path(train_dir), Path(valid_dir)
         self.out_checkpoint = Path(out_checkpoint)
+        self.resume_file = resume_path(self.out_checkpoint)
         self.log_csv = Path(log_csv) if log_csv is not None else None
+        self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir is not None else None
         self.settings = check_settings(settings)
         self.seed = int(seed)
-        self.device = resolve_device(device)
+        self.resume = resume
         self.model_kwargs = dict(model_kwargs or {})
+        s = self.settings
+        self.env, self.device = distributed.setup(resolve_device(device or s["device"]))
+        self.bf16 = s["precision"] == "bf16"
 
         seed_everything(self.seed)
         self.model = build_model(method, **self.model_kwargs).to(self.device)
@@ -138,18 +279,22 @@ class Trainer:
         self.trainable = any(p.requires_grad for p in self.model.parameters())
         self.valid = TestClips(self.valid_dir)
 
-        s = self.settings
         self.iteration = 0
+        self.resumed_from: int | None = None
         self.log: list[dict[str, Any]] = []
         self.best_val_psnr = -math.inf
         self.best_iteration: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_val_psnr: float | None = None
+        self.net: torch.nn.Module = self.model
         if self.trainable:
+            self.local_batch = distributed.check_batch(int(s["batch_size"]), self.env.world_size)
             self.train_set = TrainClips(
                 self.train_dir, frames=int(s["frames"]), crop=int(s["crop"]),
                 length=int(s["iterations"]) * int(s["batch_size"]), seed=self.seed,
             )
+            if s["channels_last"]:
+                self.model = self.model.to(memory_format=torch.channels_last)
             self.optimizer = torch.optim.Adam(
                 [p for p in self.model.parameters() if p.requires_grad], lr=float(s["lr"])
             )
@@ -158,25 +303,39 @@ class Trainer:
             )
 
     # -- pieces -------------------------------------------------------------------------------
+    def wrap(self) -> None:
+        """DDP around the model (several ranks), then `torch.compile` (optional): `self.net` is what trains."""
+        net: torch.nn.Module = self.model
+        if self.env.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.settings["compile"]:
+            net = torch.compile(net)
+        self.net = net
+
     def loader(self) -> DataLoader:
-        """Samples of iterations `self.iteration ... iterations-1`, in order, `batch_size` at a time."""
-        b = int(self.settings["batch_size"])
-        indices = range(self.iteration * b, int(self.settings["iterations"]) * b)
+        """This rank's samples of iterations `self.iteration ... iterations-1`, in order, one local batch at a time."""
+        indices = distributed.RankSamples(self.iteration, int(self.settings["iterations"]),
+                                          int(self.settings["batch_size"]), self.env.rank, self.env.world_size)
         workers = int(self.settings["num_workers"])
         return DataLoader(
-            self.train_set, batch_size=b, sampler=indices, drop_last=True, num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            self.train_set, batch_size=self.local_batch, sampler=indices, drop_last=True, num_workers=workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+            worker_init_fn=_loader_worker_init if workers > 0 else None,
         )
 
     def step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """One optimisation step; returns (loss, learning rate used)."""
-        self.model.train()
+        """One optimisation step; returns (this rank's loss, learning rate used)."""
+        self.net.train()
         blur = batch["blur"].to(self.device, non_blocking=True)
         ref = batch["ref"].to(self.device, non_blocking=True)
         gt = batch["gt"].to(self.device, non_blocking=True)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
-        loss = charbonnier(self.model(blur, ref), gt, eps=float(self.settings["charbonnier_eps"]))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.net(blur, ref)
+        loss = charbonnier(out.float(), gt, eps=float(self.settings["charbonnier_eps"]))
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
@@ -184,7 +343,7 @@ class Trainer:
         return float(loss.detach()), float(lr)
 
     def validate(self) -> float:
-        value = validate(self.model, self.valid, int(self.settings["frames"]), self.device)
+        value = validate(self.model, self.valid, int(self.settings["frames"]), self.device, self.env)
         self.last_val_psnr = value
         if value > self.best_val_psnr or self.best_state is None:
             self.best_val_psnr, self.best_iteration = value, self.iteration
@@ -209,53 +368,184 @@ class Trainer:
         return ckpt
 
     def save(self) -> None:
-        """Checkpoint and log, each written atomically."""
-        with atomic_path(self.out_checkpoint) as tmp:
-            torch.save(self.checkpoint(), tmp)
+        """Final checkpoint and log, each written atomically (rank 0 only)."""
+        if not self.env.is_main:
+            return
+        save_torch(self.checkpoint(), self.out_checkpoint)
         if self.log_csv is not None:
             write_text(self.log_csv, format_log(self.log))
 
+    # -- resume -------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """What a resume file must match: method, weights' arguments, seed, data and result-relevant settings."""
+        return json.dumps({
+            "method": self.method,
+            "model_kwargs": self.model_kwargs,
+            "seed": self.seed,
+            "settings": {k: v for k, v in self.settings.items() if k not in ENGINE_ONLY_KEYS},
+            "train": split_digest(self.train_dir),
+            "valid": split_digest(self.valid_dir),
+        }, sort_keys=True, default=str)
+
+    def save_resume(self, reason: str) -> None:
+        """The whole training state, atomically, to the resume file (rank 0; all ranks hold the same state)."""
+        if self.env.is_main:
+            save_torch({
+                "format": RESUME_FORMAT,
+                "fingerprint": self.fingerprint(),
+                "reason": reason,
+                "iteration": self.iteration,
+                "world_size": self.env.world_size,
+                "model": cpu_state(self.model),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rng_state(self.device),
+                "log": self.log,
+                "best_state": self.best_state,
+                "best_val_psnr": None if self.best_state is None else self.best_val_psnr,
+                "best_iteration": self.best_iteration,
+                "last_val_psnr": self.last_val_psnr,
+            }, self.resume_file)
+        distributed.barrier(self.env)
+
+    def load_resume(self) -> bool:
+        """Continue from the resume file when there is a valid one; returns whether it did."""
+        path = self.resume_file
+        if not (self.resume and path.is_file()):
+            return False
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise DataError(
+                f"{path}: cannot read the resume checkpoint ({exc}); delete it to start this run from scratch"
+            ) from exc
+        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+            raise DataError(f"{path}: not an asled resume checkpoint; delete it to start this run from scratch")
+        if state["fingerprint"] != self.fingerprint():
+            if self.env.is_main:
+                print(f"asled train: ignoring {path}: written for another method, seed, data or settings; "
+                      "starting from scratch (it is replaced at the first checkpoint)", file=sys.stderr)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], self.device)
+        self.iteration = int(state["iteration"])
+        self.log = list(state["log"])
+        self.best_state = state["best_state"]
+        self.best_iteration = state["best_iteration"]
+        self.best_val_psnr = -math.inf if state["best_val_psnr"] is None else float(state["best_val_psnr"])
+        self.last_val_psnr = state["last_val_psnr"]
+        self.resumed_from = self.iteration
+        if self.env.is_main:
+            print(f"asled train: resuming {self.method} seed {self.seed} at iteration {self.iteration}/"
+                  f"{self.settings['iterations']} from {path} ({state['reason']})", file=sys.stderr)
+        return True
+
+    # -- logs ---------------------------------------------------------------------------------
+    def tensorboard(self):
+        """A SummaryWriter on rank 0 (None elsewhere or without a folder); a fresh run clears old event files."""
+        if self.tensorboard_dir is None or not self.env.is_main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tensorboard_dir.mkdir(parents=True, exist_ok=True)
+        if self.resumed_from is None:
+            for old in self.tensorboard_dir.glob("events.out.tfevents.*"):
+                old.unlink()
+            return SummaryWriter(str(self.tensorboard_dir))
+        # steps logged after the resume point by the interrupted run are hidden, then logged again
+        return SummaryWriter(str(self.tensorboard_dir), purge_step=self.resumed_from + 1)
+
+    def progress(self) -> tqdm:
+        interactive = sys.stderr.isatty()
+        return tqdm(total=int(self.settings["iterations"]), initial=self.iteration, desc=f"train {self.method}",
+                    unit="it", dynamic_ncols=True, disable=not self.env.is_main,
+                    # a log file gets a line every 30 s, not 10 per second for days
+                    mininterval=0.1 if interactive else 30.0)
+
     # -- the run ------------------------------------------------------------------------------
+    def train_loop(self, stop: dict[str, int | None]) -> float | None:
+        total = int(self.settings["iterations"])
+        val_every = int(self.settings["val_every"] or 0)
+        every = int(self.settings["checkpoint_every"])
+        last_loss: float | None = None
+        self.load_resume()
+        self.wrap()
+        writer = self.tensorboard()
+        try:
+            with self.progress() as bar:
+                data = iter(self.loader())
+                while self.iteration < total:
+                    t0 = time.perf_counter()
+                    local_loss, lr = self.step(next(data))
+                    # one collective per step: the global-batch loss, and whether any rank was signalled
+                    loss_sum, stops = distributed.all_reduce_sum(
+                        [local_loss, float(stop["signal"] is not None)], self.env, self.device)
+                    last_loss = loss_sum / self.env.world_size if self.env.enabled else local_loss
+                    if not math.isfinite(last_loss):
+                        raise FloatingPointError(f"training loss became {last_loss} at iteration {self.iteration}")
+                    row: dict[str, Any] = {"iteration": self.iteration, "loss": last_loss, "lr": lr}
+                    if (val_every > 0 and self.iteration % val_every == 0) or self.iteration == total:
+                        row["val_psnr"] = self.validate()
+                        bar.set_postfix(loss=f"{last_loss:.4f}", val_psnr=f"{row['val_psnr']:.2f}")
+                    else:
+                        bar.set_postfix(loss=f"{last_loss:.4f}")
+                    self.log.append(row)
+                    if writer is not None:
+                        writer.add_scalar("train/loss", last_loss, self.iteration)
+                        writer.add_scalar("train/lr", lr, self.iteration)
+                        writer.add_scalar("train/seconds_per_iteration", time.perf_counter() - t0, self.iteration)
+                        if "val_psnr" in row:
+                            writer.add_scalar("valid/psnr", row["val_psnr"], self.iteration)
+                    bar.update(1)
+                    if self.iteration < total and stops > 0:
+                        signum = stop["signal"] or signal.SIGTERM  # another rank was signalled
+                        self.save_resume(f"stopped by {signal.Signals(signum).name}")
+                        raise Preempted(signum, self.iteration, self.resume_file)
+                    if every and self.iteration % every == 0 and self.iteration < total:
+                        self.save_resume("periodic")
+        finally:
+            if writer is not None:
+                writer.close()
+        self.save()
+        if self.env.is_main:
+            self.resume_file.unlink(missing_ok=True)
+        distributed.barrier(self.env)
+        return last_loss
+
     def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
         last_loss: float | None = None
-        with deterministic(self.device):
-            if not self.trainable:
-                self.log.append({"iteration": 0, "val_psnr": self.validate()})
-                self.save()
-            else:
-                total = int(self.settings["iterations"])
-                val_every = int(self.settings["val_every"] or 0)
-                with tqdm(total=total, initial=self.iteration, desc=f"train {self.method}", unit="it",
-                          dynamic_ncols=True) as bar:
-                    for batch in self.loader():
-                        last_loss, lr = self.step(batch)
-                        if not math.isfinite(last_loss):
-                            raise FloatingPointError(f"training loss became {last_loss} at iteration {self.iteration}")
-                        row: dict[str, Any] = {"iteration": self.iteration, "loss": last_loss, "lr": lr}
-                        if (val_every > 0 and self.iteration % val_every == 0) or self.iteration == total:
-                            row["val_psnr"] = self.validate()
-                            self.log.append(row)
-                            self.save()
-                            bar.set_postfix(loss=f"{last_loss:.4f}", val_psnr=f"{row['val_psnr']:.2f}")
-                        else:
-                            self.log.append(row)
-                            bar.set_postfix(loss=f"{last_loss:.4f}")
-                        bar.update(1)
+        try:
+            with deterministic(self.device), preemption_signals() as stop:
+                if not self.trainable:
+                    self.log.append({"iteration": 0, "val_psnr": self.validate()})
+                    self.save()
+                else:
+                    last_loss = self.train_loop(stop)
+        finally:
+            distributed.teardown(self.env)
         return {
             "method": self.method,
             "seed": self.seed,
             "device": describe_device(self.device),
+            "world_size": self.env.world_size,
             "params": self.params,
             "trained": self.trainable,
             "iterations": self.iteration,
+            "resumed_from": self.resumed_from,
             "final_loss": last_loss,
             "best_val_psnr": self.best_val_psnr if self.best_state is not None else None,
             "best_iteration": self.best_iteration,
             "last_val_psnr": self.last_val_psnr,
+            "precision": self.settings["precision"],
+            "channels_last": bool(self.settings["channels_last"]),
+            "compile": bool(self.settings["compile"]),
             "seconds": time.perf_counter() - t0,
             "checkpoint": str(self.out_checkpoint),
             "log_csv": str(self.log_csv) if self.log_csv is not None else None,
+            "tensorboard": str(self.tensorboard_dir) if self.tensorboard_dir is not None else None,
             **({} if self.trainable else {"note": ZERO_PARAM_NOTE}),
         }
 
@@ -266,5 +556,6 @@ def train(*args, **kwargs) -> dict:
     Checkpoint: {"method", "model_kwargs", "state_dict" (last), "best_state_dict", "best_val_psnr",
     "best_iteration", "iteration", "seed", "settings", "params"} (+ "note" for zero-parameter models).
     Log CSV columns: iteration, loss, lr (the rate used by that step), val_psnr (blank when not validated).
+    Raises `Preempted` after SIGTERM / SIGUSR1 (the resume file is then written).
     """
     return Trainer(*args, **kwargs).run()

@@ -173,3 +173,23 @@ def test_profile_model(models):
     assert result["method"] == "tiny_test" and result["params"] == sum(p.numel() for p in TinyNet().parameters())
     assert result["ms_per_frame"] > 0 and result["device"].startswith("cpu:") and "threads" in result["device"]
     assert (result["size"], result["frames"], result["runs"]) == (32, 2, 2)
+
+
+def test_plot_loss_curves(models, splits, tmp_path):
+    from asled.errors import DataError
+    from asled.plots import plot_loss_curves, read_train_log
+
+    logs = {}
+    for name, method in (("tiny", "tiny_test"), ("zero", "zero_test")):
+        logs[name] = tmp_path / f"{name}.csv"
+        train(method, splits["train"], splits["valid"], tmp_path / f"{name}.pt", SETTINGS, log_csv=logs[name],
+              device="cpu")
+    log = read_train_log(logs["tiny"])
+    assert list(log["iteration"]) == [1, 2, 3] and list(log["val_iteration"]) == [2, 3]
+    out = plot_loss_curves({"TinyNet": logs["tiny"], "Blur": logs["zero"]}, tmp_path / "fig" / "loss.png")
+    image = read_png(out)
+    assert image.shape == (480, 1200, 3) and image.std() > 0
+    assert not list(out.parent.glob(".*tmp"))
+    with pytest.raises(DataError, match="missing"):
+        plot_loss_curves({"x": tmp_path / "nope.csv"}, tmp_path / "fig" / "none.png")
+    assert not (tmp_path / "fig" / "none.png").exists()
