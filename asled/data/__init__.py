@@ -1,4 +1,5 @@
-"""Data steps: demo generation, layout validation, blur synthesis, reference preparation."""
+"""Data steps: demo generation, RealMCVSR download (asled.data.download), layout validation, blur
+synthesis, reference preparation, and the prepared store the training loader memory-maps."""
 
 from asled.data.blur import average_frames, synthesize_clip, windows
 from asled.data.demo import generate_demo

@@ -48,16 +48,42 @@ def linear_to_srgb(values: np.ndarray) -> np.ndarray:
     return np.where(values <= 0.0031308, values * 12.92, 1.055 * values ** (1.0 / 2.4) - 0.055)
 
 
+_SRGB_TO_LINEAR = srgb_to_linear(np.arange(256) / 255.0)
+
+
 def average_frames(frames: np.ndarray, space: str = "srgb") -> np.ndarray:
     """Mean of uint8 frames `[N, H, W, 3]` as one uint8 frame `[H, W, 3]`, in sRGB or linear light."""
     _check_frames(frames)
     if space not in SPACES:
         raise ConfigError(f"blur space must be one of {SPACES}, got {space!r}")
     if space == "srgb":
-        mean = frames.astype(np.float64).mean(axis=0)
-    else:
-        mean = linear_to_srgb(srgb_to_linear(frames / 255.0).mean(axis=0)) * 255.0
+        return _rounded_mean_u8(frames)
+    # A 256-entry table gives exactly the per-pixel decode (same function, same inputs), without
+    # evaluating the power curve for every pixel of every frame.
+    linear = _SRGB_TO_LINEAR[frames]
+    mean = linear_to_srgb(linear.mean(axis=0)) * 255.0
     return np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+
+
+def _rounded_mean_u8(frames: np.ndarray) -> np.ndarray:
+    """`rint(mean)` of uint8 frames in integer arithmetic, bit-identical to the float64 result.
+
+    The exact integer sum `s` over `n` frames is divided with round-half-to-even. A float64 mean is
+    `s / n` correctly rounded and never lands on the other side of a .5 tie (ties are exact in
+    binary), so both give the same uint8; the integer path is several times faster on 1080p frames.
+    """
+    n = len(frames)
+    acc_type = np.uint16 if n <= 128 else np.uint32  # 2 * 255 * n + n must fit
+    total = frames[0].astype(acc_type)
+    for frame in frames[1:]:
+        total += frame
+    if n % 2:
+        # odd n: s / n is never a tie, so round-half-up is round-half-even
+        return ((2 * total + n) // (2 * n)).astype(np.uint8)
+    quotient, remainder = np.divmod(total, n)
+    twice = 2 * remainder
+    up = (twice > n) | ((twice == n) & (quotient % 2 == 1))
+    return (quotient + up).astype(np.uint8)
 
 
 def synthesize_clip(

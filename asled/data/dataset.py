@@ -1,12 +1,18 @@
-"""Datasets over a prepared split: `<split_dir>/{blur,gt,ref}/<clip>/<0000.png ...>`.
+"""Datasets over a prepared split: the store (`store/<clip>/{blur,gt,ref}.npy`) and/or PNG streams
+(`<split_dir>/{blur,gt,ref}/<clip>/<0000.png ...>`).
+
+The prepare step writes the store for every split and PNGs for valid and test (asled.data.prepare);
+readers prefer the store when it is there, and fall back to PNGs (e.g. a split prepared by an older
+version, or assembled by hand). Both hold the same clips and frames: row `k` of a clip's array is
+frame `000k.png`.
 
 The three streams hold the same clips and frame names; the reference (UW) is already centre-cropped
 and upsampled to the blurry (W) frame size by `prepare_split`, so one crop window addresses the same
 region in all three (up to the views' own parallax, which the network learns to handle).
 
 `TrainClips` draws every sample from its own random generator seeded with `(seed, index)`, so
-`dataset[i]` is a pure function of the seed and `i`: the order of workers, a resumed run or a
-different `num_workers` cannot change what iteration `k` sees.
+`dataset[i]` is a pure function of the seed and `i`: the order of workers, a resumed run, a
+different `num_workers`, or reading PNGs instead of the store cannot change what iteration `k` sees.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from asled.data.store import has_store, open_clip, store_dir, store_index
 from asled.errors import DataError
 from asled.io import list_clips, list_frames, read_png, require_same_names
 
@@ -32,15 +39,24 @@ class ClipIndex:
 
 
 def index_split(split_dir: str | Path) -> list[ClipIndex]:
-    """Clips and frame names of a prepared split, checked to agree across the three streams."""
+    """Clips and frame names of a prepared split (from its store if present, else its PNG streams)."""
     split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: prepared split folder is missing; run the prepare step first")
+    if has_store(split_dir):
+        return [ClipIndex(name, frames) for name, frames, _ in store_index(split_dir)]
+    return _index_pngs(split_dir)
+
+
+def _index_pngs(split_dir: Path) -> list[ClipIndex]:
+    """Clips and frame names of a split's PNG streams, checked to agree across the three streams."""
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: prepared split folder is missing; run the prepare step first")
     for stream in STREAMS:
         if not (split_dir / stream).is_dir():
             raise DataError(
-                f"{split_dir / stream}: stream folder is missing (a prepared split has blur/, ref/ and gt/); "
-                "re-run the prepare step"
+                f"{split_dir / stream}: stream folder is missing (a prepared split has store/, or blur/, ref/ "
+                "and gt/); re-run the prepare step"
             )
     fix = "re-run the prepare step"
     clips = require_same_names({split_dir / s: list_clips(split_dir / s) for s in STREAMS}, "clip", fix)
@@ -66,6 +82,18 @@ def _read_checked(path: Path, shape: tuple[int, ...] | None) -> np.ndarray:
 def load_clip(split_dir: str | Path, clip: str, frames: tuple[str, ...] | list[str]) -> dict[str, np.ndarray]:
     """All frames of one clip: {"blur", "ref", "gt"} -> uint8 `[N, H, W, 3]`, sizes checked."""
     split_dir = Path(split_dir)
+    if has_store(split_dir):
+        arrays = open_clip(split_dir, clip)
+        rows = [int(Path(name).stem) for name in frames]
+        if rows and max(rows) >= len(arrays["gt"]):
+            raise DataError(
+                f"{store_dir(split_dir) / clip}: frame {frames[rows.index(max(rows))]} requested but the clip "
+                f"holds {len(arrays['gt'])} frames; re-run the prepare step"
+            )
+        contiguous = rows == list(range(rows[0], rows[0] + len(rows))) if rows else True
+        if contiguous and rows:
+            return {s: np.array(arrays[s][rows[0] : rows[-1] + 1]) for s in STREAMS}
+        return {s: np.array(arrays[s][rows]) for s in STREAMS}
     out: dict[str, np.ndarray] = {}
     shape = None
     for stream in STREAMS:
@@ -114,8 +142,12 @@ class TrainClips(Dataset):
     three streams. Windows are drawn uniformly over all valid (clip, start frame) pairs. `length`
     is the virtual epoch length (default: the number of such windows).
 
-    `cache`: keep decoded clips in memory (default: when the split's frames would take under
-    `cache_limit_mb`); otherwise each item decodes its `frames` PNGs per stream.
+    `store`: read the prepared store (default: when the split has one). Each item then copies its
+    window out of memory-mapped arrays, touching only the bytes it needs, and the OS page cache does
+    the caching. `store=False` decodes PNGs instead (the slow path `asled bench loader` compares).
+
+    `cache` (PNG path only): keep decoded clips in memory (default: when the split's frames would take
+    under `cache_limit_mb`); otherwise each item decodes its `frames` PNGs per stream.
     """
 
     def __init__(
@@ -128,6 +160,7 @@ class TrainClips(Dataset):
         *,
         cache: bool | None = None,
         cache_limit_mb: float = 1024.0,
+        store: bool | None = None,
     ) -> None:
         self.split_dir = Path(split_dir)
         self.frames = int(frames)
@@ -135,7 +168,24 @@ class TrainClips(Dataset):
         self.seed = int(seed)
         if self.frames < 1 or self.crop < 1:
             raise DataError(f"frames ({frames}) and crop ({crop}) must be positive")
-        self.clips = index_split(self.split_dir)
+        if not self.split_dir.is_dir():
+            raise DataError(f"{self.split_dir}: prepared split folder is missing; run the prepare step first")
+        self.use_store = has_store(self.split_dir) if store is None else bool(store)
+        if self.use_store:
+            if not has_store(self.split_dir):
+                raise DataError(f"{store_dir(self.split_dir)}: prepared store is missing; re-run the prepare step")
+            indexed = store_index(self.split_dir)
+            self.clips = [ClipIndex(name, frames) for name, frames, _ in indexed]
+            first_size = indexed[0][2]
+            for name, _, size in indexed:
+                if size != first_size:
+                    raise DataError(
+                        f"{store_dir(self.split_dir) / name}: frames are {size[1]}x{size[0]}, but "
+                        f"{store_dir(self.split_dir) / indexed[0][0]} holds {first_size[1]}x{first_size[0]}; "
+                        "every clip of a split must share one frame size, re-run the prepare step"
+                    )
+        else:
+            self.clips = _index_pngs(self.split_dir)
         short = [(c.name, len(c.frames)) for c in self.clips if len(c.frames) < self.frames]
         if short:
             name, n = short[0]
@@ -144,8 +194,11 @@ class TrainClips(Dataset):
                 f"frames a training sample needs ({len(short)} such clip(s)); lower `frames` in params.yaml "
                 "or prepare longer clips (more sharp frames per clip)"
             )
-        first = read_png(self.split_dir / "gt" / self.clips[0].name / self.clips[0].frames[0])
-        self.height, self.width = first.shape[:2]
+        if self.use_store:
+            self.height, self.width = first_size
+        else:
+            first = read_png(self.split_dir / "gt" / self.clips[0].name / self.clips[0].frames[0])
+            self.height, self.width = first.shape[:2]
         if self.height < self.crop or self.width < self.crop:
             raise DataError(
                 f"{self.split_dir / 'gt' / self.clips[0].name / self.clips[0].frames[0]}: frame is "
@@ -160,11 +213,18 @@ class TrainClips(Dataset):
             raise DataError(f"length must be positive, got {length}")
         total_frames = sum(len(c.frames) for c in self.clips)
         estimate_mb = 3 * total_frames * self.height * self.width * 3 / 2**20
-        self.cache = estimate_mb <= cache_limit_mb if cache is None else bool(cache)
+        self.cache = False if self.use_store else estimate_mb <= cache_limit_mb if cache is None else bool(cache)
         self._store: dict[str, dict[str, np.ndarray]] = {}
+        self._mapped: dict[str, dict[str, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return self.length
+
+    def __getstate__(self) -> dict:
+        # A pickled memmap carries its whole array: worker processes re-open the files instead.
+        state = self.__dict__.copy()
+        state["_mapped"] = {}
+        return state
 
     def _clip(self, ci: int) -> dict[str, np.ndarray] | None:
         if not self.cache:
@@ -176,8 +236,13 @@ class TrainClips(Dataset):
 
     def _window(self, ci: int, start: int, top: int, left: int) -> dict[str, np.ndarray]:
         c = self.crop
-        cached = self._clip(ci)
         clip = self.clips[ci]
+        if self.use_store:
+            if clip.name not in self._mapped:
+                self._mapped[clip.name] = open_clip(self.split_dir, clip.name)
+            arrays = self._mapped[clip.name]
+            return {s: np.array(arrays[s][start : start + self.frames, top : top + c, left : left + c]) for s in STREAMS}
+        cached = self._clip(ci)
         out = {}
         for stream in STREAMS:
             if cached is not None:

@@ -344,3 +344,98 @@ def _write_clip(
         write_png(hr_dir / "W" / plan.name / frame_name(index), wide)
         write_png(hr_dir / "UW" / plan.name / frame_name(index), ultra)
     plan.details.update(uw_parallax_w_px=list(parallax), uw_gain=gain, uw_gamma=gamma)
+
+
+# ------------------------------------------------------------------------------- real captures
+
+CAPTURE_VIDEO = "bigbuckbunny.mp4"  # content the demo's training split never sees
+# W and UW go to different containers and codecs on purpose: ingestion must not assume either.
+CAPTURE_FILES = {"W": ("W.mp4", "mp4v"), "UW": ("UW.avi", "MJPG")}
+
+
+def generate_real_captures(
+    root: Path,
+    captures: list[str],
+    *,
+    seed: int = 0,
+    width: int = 192,
+    height: int = 112,
+    frames: int = 6,
+    exposure: int = 7,
+    uw_lead: int = 3,
+) -> dict:
+    """Write demo dual-lens captures `root/<capture>/{W.mp4, UW.avi, capture.json}` (replaced atomically).
+
+    Made from real video, with no ground truth: a W frame integrates `exposure` consecutive source
+    frames of its central field of view (the shutter stays open for the whole frame interval, averaged
+    in linear light, as a sensor integrates), so its blur is the filmed motion itself; UW records every
+    source frame sharp (short exposure) over the full field of view, downscaled, with its own parallax
+    and photometric response. W therefore runs at `FPS / exposure` frames per second and UW at `FPS`.
+    UW starts recording `uw_lead` source frames before W; both files start at timestamp 0, so pairing
+    frames by index is wrong and pairing by timestamp needs the offset, recorded in `capture.json` as
+    `uw_offset_ms` (UW start minus W start).
+    """
+    from asled.data.blur import average_frames
+
+    root = Path(root)
+    _check_args(seed, width, height, max(frames * exposure, 7), {"test": 1})
+    if not captures:
+        raise ConfigError("real.captures is empty; name at least one capture to generate")
+    if frames < 1 or exposure < 1 or uw_lead < 0:
+        raise ConfigError(f"real.demo: frames and exposure must be >= 1 and uw_lead >= 0, got {frames}, {exposure}, {uw_lead}")
+    video = _load_video(_video_path(CAPTURE_VIDEO), VIDEO_SCALE[CAPTURE_VIDEO])
+    span = uw_lead + frames * exposure  # source frames one capture covers
+    starts = [s + uw_lead for s in _segments(video, span)]
+    if not starts:
+        raise DataError(f"{CAPTURE_VIDEO}: no shot is {span} frames long; lower real.demo.frames or exposure")
+    size = _window_size(width, height)
+    manifest = {"generator": "asled.data.demo.generate_real_captures", "source": CAPTURE_VIDEO, "captures": {}}
+    with atomic_dir(root) as tmp:
+        for index, name in enumerate(captures):
+            rng = np.random.default_rng([seed, 7, index])
+            parallax, gain, gamma = _lens_setup(rng)
+            lut = photometric_lut(gain, gamma)
+            start = starts[index % len(starts)]
+            src_h, src_w = video[0].shape[:2]
+            if src_w < size[0] or src_h < size[1]:
+                raise ConfigError(f"real.demo: {width}x{height} needs a {size[0]}x{size[1]} source window; "
+                                  f"{CAPTURE_VIDEO} is {src_w}x{src_h} at the demo scale")
+            left = int(rng.integers(0, src_w - size[0] + 1))
+            top = int(rng.integers(0, src_h - size[1] + 1))
+            views = [split_lenses(f[top : top + size[1], left : left + size[0]], width, height, parallax, lut)
+                     for f in video[start - uw_lead : start + frames * exposure]]
+            wide = [average_frames(np.stack([views[uw_lead + k * exposure + i][0] for i in range(exposure)]), "linear")
+                    for k in range(frames)]
+            ultra = [view[1] for view in views]
+            folder = tmp / name
+            folder.mkdir()
+            _write_video(folder / CAPTURE_FILES["W"][0], CAPTURE_FILES["W"][1], FPS / exposure, wide)
+            _write_video(folder / CAPTURE_FILES["UW"][0], CAPTURE_FILES["UW"][1], FPS, ultra)
+            info = {
+                "uw_offset_ms": -1000.0 * uw_lead / FPS,
+                "note": "demo capture from real video: W integrates its exposure (genuine motion blur); no ground truth",
+                "source": CAPTURE_VIDEO,
+                "source_frames": [start - uw_lead, start + frames * exposure],
+                "window_xywh": [left, top, size[0], size[1]],
+                "fps": {"W": FPS / exposure, "UW": FPS},
+                "exposure_source_frames": exposure,
+                "uw_parallax_w_px": list(parallax),
+                "uw_gain": gain,
+                "uw_gamma": gamma,
+            }
+            (folder / "capture.json").write_text(json.dumps(info, indent=2) + "\n")
+            manifest["captures"][name] = info
+        (tmp / "captures_manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _write_video(path: Path, fourcc: str, fps: float, frames: list[np.ndarray]) -> None:
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    if not writer.isOpened():
+        raise DataError(f"{path}: OpenCV cannot write {fourcc} video here; reinstall opencv-python-headless")
+    try:
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    finally:
+        writer.release()

@@ -8,12 +8,13 @@ the fix, so a half-extracted download is caught here rather than deep inside tra
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from pathlib import Path
 
 from asled.errors import DataError
-from asled.io import list_clips, list_frames, read_png, require_same_names
+from asled.io import atomic_path, list_clips, list_frames, read_png, require_same_names
 
 CLIP_NAME = re.compile(r"^\d{4}$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -38,10 +39,17 @@ def validate_raw(
     if not root.is_dir():
         raise DataError(f"{root}: raw data folder is missing; generate the demo (`asled data demo`) or place RealMCVSR there")
     sizes: dict[str, tuple[tuple[int, int], Path]] = {}
-    summary: dict = {"root": str(root), "cameras": list(cameras), "splits": {}}
+    summary: dict = {
+        "root": str(root),
+        "cameras": list(cameras),
+        "check": "every frame decoded" if check_pixels else "PNG headers and end markers",
+        "splits": {},
+        "clip_frames": {},
+    }
     for split in splits:
         clips = split_clips(root, split, cameras)
         frames = 0
+        summary["clip_frames"][split] = {}
         for clip in clips:
             names = _clip_frame_names(root / split / "HR", clip, cameras)
             for camera in cameras:
@@ -49,6 +57,7 @@ def validate_raw(
                     path = root / split / "HR" / camera / clip / name
                     _check_size(path, _frame_size(path, check_pixels), camera, sizes)
             frames += len(names)
+            summary["clip_frames"][split][clip] = len(names)
         summary["splits"][split] = {"clips": len(clips), "frames": frames}
     summary["frame_size"] = {camera: list(size) for camera, (size, _) in sizes.items()}
     return summary
@@ -127,3 +136,37 @@ def _check_size(
             f"{path}: frame is {size[0]}x{size[1]} but camera {camera} frames are {expected[0]}x{expected[1]} "
             f"(first seen at {first}); resize or re-extract it"
         )
+
+
+def summary_markdown(summary: dict, dataset: str) -> str:
+    """The counts of `validate_raw` as a short Markdown report."""
+    lines = [
+        f"# Data summary: `{dataset}`",
+        "",
+        (
+            f"Counted by `asled data validate` in `{summary['root']}` ({summary['check']} checked; cameras "
+            f"{', '.join(summary['cameras'])} share clip and frame names, so frame counts are per camera)."
+        ),
+        "",
+        "| split | clips | frames per camera | frames per clip (min / max) |",
+        "|---|---:|---:|---|",
+    ]
+    for split, counts in summary["splits"].items():
+        per_clip = list(summary["clip_frames"][split].values())
+        lines.append(f"| {split} | {counts['clips']} | {counts['frames']} | {min(per_clip)} / {max(per_clip)} |")
+    sizes = ", ".join(f"{camera} {w}x{h}" for camera, (w, h) in summary["frame_size"].items())
+    lines += ["", f"Frame size: {sizes}.", ""]
+    return "\n".join(lines)
+
+
+def write_summary(summary: dict, out_prefix: str | Path, dataset: str) -> tuple[Path, Path]:
+    """Write `<out_prefix>.json` and `<out_prefix>.md` (each atomically) from a `validate_raw` result."""
+    out_prefix = Path(out_prefix)
+    json_path, md_path = out_prefix.with_suffix(".json"), out_prefix.with_suffix(".md")
+    text = json.dumps({"dataset": dataset, **summary}, indent=2) + "\n"
+    markdown = summary_markdown(summary, dataset)
+    # both renamed only after both are written
+    with atomic_path(json_path) as json_tmp, atomic_path(md_path) as md_tmp:
+        json_tmp.write_text(text)
+        md_tmp.write_text(markdown)
+    return json_path, md_path

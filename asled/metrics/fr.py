@@ -182,3 +182,42 @@ class LPIPSMetric:
 
         with torch.inference_mode():
             return float(self.model(to_t(ref), to_t(dist)).item())
+
+
+def load_lpips(enabled: bool = True, device: str = "auto") -> tuple[LPIPSMetric | None, str | None]:
+    """(metric, None) when LPIPS can run offline, else (None, the reason it cannot)."""
+    if not enabled:
+        return None, "disabled (metrics.lpips is false in params.yaml)"
+    ok, reason = LPIPSMetric.available()
+    if not ok:
+        return None, reason
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return LPIPSMetric(device=device), None
+    except AsledError as exc:
+        return None, str(exc)
+
+
+def score_pair(
+    ref_u8: np.ndarray,
+    dist_u8: np.ndarray,
+    *,
+    border: int = 0,
+    y_channel: bool = False,
+    lpips: bool = True,
+    device: str = "auto",
+) -> dict:
+    """{"psnr", "ssim", "lpips"} of one image pair; "lpips" None plus "lpips_unavailable" (reason) without it."""
+    result = {
+        "psnr": psnr(ref_u8, dist_u8, border=border, y_channel=y_channel),
+        "ssim": ssim(ref_u8, dist_u8, border=border, y_channel=y_channel),
+    }
+    metric, reason = load_lpips(lpips, device)
+    result["lpips"] = metric(ref_u8, dist_u8, border=border) if metric is not None else None
+    if metric is None:
+        result["lpips_unavailable"] = reason
+    result.update(border=border, y_channel=y_channel)
+    return result

@@ -11,10 +11,13 @@ ALL_METHODS = asled_config.all_methods(config)
 SEEDS = config["seeds"]
 SPLITS = list(asled_config.SPLITS)
 
-if not DATASET["generate"] and not PATHS.raw.is_dir():
+# A missing RealMCVSR folder is downloaded from the manifest's parts (workflow/rules/data.smk); with
+# no parts listed there is nothing to run, so say at once how to get the data.
+if not DATASET["generate"] and not PATHS.raw.is_dir() and not (DATASET.get("download") or {}).get("parts"):
+    from asled.data.download import manual_download_help
+
     raise WorkflowError(
-        f"{PATHS.raw}: dataset folder is missing. Place RealMCVSR's train/valid/test folders there "
-        "(see README, 'Switching to RealMCVSR and the paper protocol') or set `dataset: demo` in params.yaml."
+        manual_download_help(config["dataset"], PATHS.raw) + "; or set `dataset: demo` in params.yaml"
     )
 
 

@@ -1,4 +1,4 @@
-# Inference on the test split, full-reference metrics, and the timing protocol.
+# Inference on the test split, full-reference and temporal metrics, and the timing protocol.
 
 
 rule infer:
@@ -24,7 +24,8 @@ rule evaluate:
         frames=str(PATHS.metrics("{method}", "{seed}")),
         summary=metrics_summary("{method}", "{seed}"),
     params:
-        metrics=config["metrics"],
+        # only the keys that change per-frame scores: editing the tables' statistics re-runs no evaluation
+        metrics=asled_config.evaluate_settings(config),
     threads: workflow.cores
     log:
         f"logs/evaluate/{config['dataset']}/{{method}}/seed{{seed}}.log",
