@@ -20,6 +20,9 @@ def tiny_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["datasets"]["demo"].update(width=64, height=48, frames_per_clip=21, clips={"train": 2, "valid": 1, "test": 1})
     params["recipes"]["demo"]["train"].update(iterations=2, crop=32, frames=3, val_every=2)
+    # the blurry input, one (cheap) baseline and AsLeD-Net: every kind of row, a fraction of the cost
+    params["methods"] = ["blur", "dbn", "asled_net"]
+    params["recipes"]["demo"]["method_overrides"] = {}
     params["recipes"]["demo"]["test"]["chunk"] = 3
     params["ablations"] = {"table2": ["asled_net_t2_none"], "supp1": ["asled_net_s1_c"]}
     params["recipes"]["demo"]["profile"].update(size=64, frames=2, warmup=0, runs=1)

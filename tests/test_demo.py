@@ -157,3 +157,13 @@ def test_photographs_fill_in_when_the_videos_run_out(tmp_path):
         "clips": 2,
         "frames": 200,
     }
+
+
+def test_frames_per_clip_can_differ_per_split(tmp_path):
+    lengths = {"train": 14, "valid": 14, "test": 7}
+    manifest = generate_demo(tmp_path / "demo", width=32, height=32, frames_per_clip=lengths,
+                             clips={"train": 1, "valid": 1, "test": 3})
+    for split, length in lengths.items():
+        for clip in (tmp_path / "demo" / split / "HR" / "W").iterdir():
+            assert len(list(clip.glob("*.png"))) == length
+        assert manifest["splits"][split]["frames"] == length * manifest["splits"][split]["clips"]

@@ -71,21 +71,25 @@ def generate_demo(
     seed: int = 0,
     width: int = 192,
     height: int = 112,
-    frames_per_clip: int = 49,
+    frames_per_clip: int | dict[str, int] = 49,
     clips: dict[str, int] = {"train": 4, "valid": 1, "test": 2},  # noqa: B006 - read only, public signature
 ) -> dict:
-    """Write the demo dataset to `root` (RealMCVSR layout, replaced atomically) and return its manifest."""
+    """Write the demo dataset to `root` (RealMCVSR layout, replaced atomically) and return its manifest.
+
+    `frames_per_clip` is one length for every split or a length per split (e.g. many short test clips,
+    so that per-clip statistics have enough clips, beside long training clips)."""
     root = Path(root)
     clips = dict(clips)
-    _check_args(seed, width, height, frames_per_clip, clips)
+    lengths = _clip_lengths(frames_per_clip)
+    _check_args(seed, width, height, lengths, clips)
     videos = {name: _load_video(_video_path(name), VIDEO_SCALE[name]) for name in VIDEO_SCALE}
-    plans = _plan_clips(videos, frames_per_clip, clips)
+    plans = _plan_clips(videos, lengths, clips)
     manifest = {
         "generator": "asled.data.demo",
         "seed": seed,
         "width": width,
         "height": height,
-        "frames_per_clip": frames_per_clip,
+        "frames_per_clip": frames_per_clip if isinstance(frames_per_clip, int) else lengths,
         "fps": FPS,
         "layout": "<split>/HR/{UW,W}/<clip>/<frame>.png",
         "splits": {},
@@ -96,10 +100,10 @@ def generate_demo(
         for plan in plans:
             rng = np.random.default_rng([seed, SPLITS.index(plan.split), int(plan.name)])
             lenses = _lens_setup(rng)
-            frames = _clip_frames(plan, videos, width, height, frames_per_clip, rng)
+            frames = _clip_frames(plan, videos, width, height, lengths[plan.split], rng)
             _write_clip(tmp / plan.split / "HR", plan, frames, width, height, lenses)
             entry = manifest["splits"][plan.split]
-            entry["frames"] += frames_per_clip
+            entry["frames"] += lengths[plan.split]
             entry["sources"][plan.name] = {"kind": plan.kind, "source": plan.source, **plan.details}
         (tmp / "demo_manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -108,16 +112,27 @@ def generate_demo(
 # ----------------------------------------------------------------------------------------- checks
 
 
-def _check_args(seed: int, width: int, height: int, frames_per_clip: int, clips: dict[str, int]) -> None:
+def _clip_lengths(frames_per_clip: int | dict[str, int]) -> dict[str, int]:
+    if isinstance(frames_per_clip, dict):
+        unknown = sorted(set(frames_per_clip) - set(SPLITS))
+        missing = sorted(set(SPLITS) - set(frames_per_clip))
+        if unknown or missing:
+            raise ConfigError(f"datasets.demo.frames_per_clip needs exactly the splits {list(SPLITS)} "
+                              f"(unknown {unknown}, missing {missing})")
+        return dict(frames_per_clip)
+    return dict.fromkeys(SPLITS, frames_per_clip)
+
+
+def _check_args(seed: int, width: int, height: int, lengths: dict[str, int], clips: dict[str, int]) -> None:
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"datasets.demo.seed must be a non-negative integer, got {seed!r}")
     for key, value in (("width", width), ("height", height)):
         if not isinstance(value, int) or value < 32 or value % 2:
             raise ConfigError(f"datasets.demo.{key} must be an even integer >= 32, got {value!r}")
-    if not isinstance(frames_per_clip, int) or frames_per_clip < 7:
-        raise ConfigError(
-            f"datasets.demo.frames_per_clip must be an integer >= 7 (one 7-frame blur window), got {frames_per_clip!r}"
-        )
+    for split, length in lengths.items():
+        if not isinstance(length, int) or length < 7:
+            raise ConfigError(f"datasets.demo.frames_per_clip must be an integer >= 7 (one 7-frame blur window), "
+                              f"got {length!r} for {split}")
     unknown = sorted(set(clips) - set(SPLITS))
     if unknown:
         raise ConfigError(f"datasets.demo.clips has unknown splits {unknown}; use {list(SPLITS)}")
@@ -184,9 +199,12 @@ def _segments(frames: list[np.ndarray], length: int) -> list[int]:
     return [start for lo, hi in _shots(frames) for start in range(lo, hi - length + 1, length)]
 
 
-def _plan_clips(videos: dict[str, list[np.ndarray]], length: int, clips: dict[str, int]) -> list[ClipPlan]:
+def _plan_clips(videos: dict[str, list[np.ndarray]], lengths: dict[str, int], clips: dict[str, int]) -> list[ClipPlan]:
     """Assign each requested clip a source: its split's video while segments last, then photographs."""
-    free = {name: _segments(frames, length) for name, frames in videos.items()}
+    # One segment length per video (the longest of the splits it feeds), so that clips never overlap.
+    segment = {name: max([lengths[s] for s in SPLITS if SPLIT_VIDEO[s] == name] or [min(lengths.values())])
+               for name in videos}
+    free = {name: _segments(frames, segment[name]) for name, frames in videos.items()}
     photo_uses = 0
     plans = []
     # Test first so its video is reserved; train takes segments from the start, valid from the end.
