@@ -396,7 +396,7 @@ def generate_real_captures(
     from asled.data.blur import average_frames
 
     root = Path(root)
-    _check_args(seed, width, height, max(frames * exposure, 7), {"test": 1})
+    _check_args(seed, width, height, _clip_lengths(max(frames * exposure, 7)), {"test": 1})
     if not captures:
         raise ConfigError("real.captures is empty; name at least one capture to generate")
     if frames < 1 or exposure < 1 or uw_lead < 0:
