@@ -150,6 +150,48 @@ def load_model(
 
 
 # ----------------------------------------------------------------------------- the step
+class Restorer:
+    """A trained method ready to restore clips: checked settings, loaded weights, summed forward time.
+
+    Shared by test-split inference and real captures, so both run exactly the same code path."""
+
+    def __init__(self, method: str, checkpoint: Path | None, *, chunk: int | None, device: str,
+                 use_best: bool = True, tile: int | None = None, tile_overlap: int = 32):
+        if chunk is not None and int(chunk) < 1:
+            raise ConfigError(f"chunk must be a positive number of frames or null, got {chunk}")
+        try:
+            check_tiling(tile, tile_overlap)
+        except ValueError as exc:
+            raise ConfigError(f"test tiling: {exc}") from None
+        self.method, self.chunk, self.tile, self.tile_overlap = method, chunk, tile, tile_overlap
+        self.device = resolve_device(device)
+        self.model, self.info = load_model(method, checkpoint, self.device, use_best)
+        self.seconds, self.frames = 0.0, 0
+
+    def _count(self, seconds: float, frames: int) -> None:
+        self.seconds += seconds
+        self.frames += frames
+
+    def restore(self, blur: torch.Tensor, ref: torch.Tensor) -> np.ndarray:
+        """`[T, 3, H, W]` float clips -> `[T, H, W, 3]` uint8 restored frames."""
+        return tensor_to_u8(run_clip(self.model, blur, ref, self.chunk, self.device, self._count,
+                                     tile=self.tile, tile_overlap=self.tile_overlap))
+
+    def facts(self) -> dict:
+        """What `_info.json` records about the run."""
+        return {
+            "method": self.method,
+            **self.info,
+            "device": describe_device(self.device),
+            "frames": self.frames,
+            "chunk": self.chunk,
+            "tile": self.tile,
+            "tile_overlap": self.tile_overlap,
+            "seconds": self.seconds,
+            "ms_per_frame": 1000.0 * self.seconds / max(self.frames, 1),
+        }
+
+
 def infer(
     method: str,
     checkpoint: Path | None,
@@ -168,47 +210,21 @@ def infer(
     frames, chunk, tile, tile_overlap, seconds (summed synchronised forward time), ms_per_frame,
     seconds_total.
     """
-    if chunk is not None and int(chunk) < 1:
-        raise ConfigError(f"chunk must be a positive number of frames or null, got {chunk}")
-    try:
-        check_tiling(tile, tile_overlap)
-    except ValueError as exc:
-        raise ConfigError(f"test tiling: {exc}") from None
-    dev = resolve_device(device)
     t_start = time.perf_counter()
-    model, info = load_model(method, checkpoint, dev, use_best)
+    restorer = Restorer(method, checkpoint, chunk=chunk, device=device, use_best=use_best, tile=tile,
+                        tile_overlap=tile_overlap)
     clips = TestClips(split_dir)
-    forward = {"seconds": 0.0, "frames": 0}
-
-    def on_chunk(seconds: float, frames: int) -> None:
-        forward["seconds"] += seconds
-        forward["frames"] += frames
-
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         with tqdm(total=clips.num_frames, desc=f"infer {method}", unit="frame", dynamic_ncols=True) as bar:
             for name, frames, data in clips:
-                restored = tensor_to_u8(run_clip(
-                    model, data["blur"], data["ref"], chunk, dev, on_chunk, tile=tile, tile_overlap=tile_overlap
-                ))
+                restored = restorer.restore(data["blur"], data["ref"])
                 (tmp / name).mkdir()
                 for frame, image in zip(frames, restored):
                     write_png(tmp / name / frame, image)
                 bar.update(len(frames))
-        result = {
-            "method": method,
-            **info,
-            "device": describe_device(dev),
-            "split_dir": str(split_dir),
-            "clips": len(clips),
-            "frames": forward["frames"],
-            "chunk": chunk,
-            "tile": tile,
-            "tile_overlap": tile_overlap,
-            "seconds": forward["seconds"],
-            "ms_per_frame": 1000.0 * forward["seconds"] / max(forward["frames"], 1),
-            "seconds_total": time.perf_counter() - t_start,
-        }
+        result = {**restorer.facts(), "split_dir": str(split_dir), "clips": len(clips),
+                  "seconds_total": time.perf_counter() - t_start}
         (tmp / "_info.json").write_text(json.dumps(result, indent=2) + "\n")
     result["out_dir"] = str(out_dir)
     return result

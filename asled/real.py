@@ -238,35 +238,12 @@ def restore_capture(
 ) -> dict:
     """Restore one ingested capture with a trained method (the same code path as test inference)."""
     from asled.data.dataset import to_tensor
-    from asled.infer import (
-        describe_device,
-        load_model,
-        resolve_device,
-        run_clip,
-        tensor_to_u8,
-    )
-    from asled.tiling import check_tiling
+    from asled.infer import Restorer
 
-    if chunk is not None and int(chunk) < 1:
-        raise ConfigError(f"chunk must be a positive number of frames or null, got {chunk}")
-    try:
-        check_tiling(tile, tile_overlap)
-    except ValueError as exc:
-        raise ConfigError(f"test tiling: {exc}") from None
-    dev = resolve_device(device)
-    model, info = load_model(method, checkpoint, dev)
+    restorer = Restorer(method, checkpoint, chunk=chunk, device=device, tile=tile, tile_overlap=tile_overlap)
     names, blur, ref = load_capture(prepared)
-    forward = {"seconds": 0.0, "frames": 0}
-
-    def on_chunk(seconds: float, frames: int) -> None:
-        forward["seconds"] += seconds
-        forward["frames"] += frames
-
-    restored = tensor_to_u8(run_clip(model, to_tensor(blur), to_tensor(ref), chunk, dev, on_chunk,
-                                     tile=tile, tile_overlap=tile_overlap))
-    result = {"method": method, **info, "capture": Path(prepared).name, "device": describe_device(dev),
-              "frames": len(names), "chunk": chunk, "tile": tile, "tile_overlap": tile_overlap,
-              "ms_per_frame": 1000.0 * forward["seconds"] / max(forward["frames"], 1)}
+    restored = restorer.restore(to_tensor(blur), to_tensor(ref))
+    result = {**restorer.facts(), "capture": Path(prepared).name}
     with atomic_dir(out_dir) as tmp:
         for name, image in zip(names, restored):
             write_png(tmp / name, image)

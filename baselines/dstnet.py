@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asled.models.blocks import ResidualBlock, conv3x3, pad_to_multiple
+from asled.models.blocks import LeakyResidualBlock, ResidualBlock, conv3x3, pad_to_multiple
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -93,18 +93,6 @@ class ChannelDynamicConv(nn.Module):
         return y.view(n, c, h, w)
 
 
-class LeakyResBlock(nn.Module):
-    """conv-LeakyReLU(0.1)-conv plus identity (the kernel predictor's residual block)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = conv3x3(channels, channels)
-        self.conv2 = conv3x3(channels, channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(lrelu(self.conv1(x)))
-
-
 class PixelDynamicConv(nn.Module):
     """Depthwise 3x3 conv with a kernel per pixel and channel, predicted at 1/(2*down) scale
     (avg-pool `down`, 3 residual blocks, max-pool 2, 3 residual blocks, 1x1 conv) and upsampled."""
@@ -114,8 +102,8 @@ class PixelDynamicConv(nn.Module):
         c, k = channels, kernel_size
         self.kernel_size = k
         self.down = down
-        self.block1 = nn.Sequential(*(LeakyResBlock(c) for _ in range(3)))
-        self.block2 = nn.Sequential(*(LeakyResBlock(c) for _ in range(3)))
+        self.block1 = nn.Sequential(*(LeakyResidualBlock(c, 0.1) for _ in range(3)))
+        self.block2 = nn.Sequential(*(LeakyResidualBlock(c, 0.1) for _ in range(3)))
         self.to_kernel = nn.Conv2d(c, c * k * k, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

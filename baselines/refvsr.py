@@ -47,6 +47,7 @@ from torch import nn
 from asled.errors import DataError
 from asled.models.blocks import (
     ConvResidualBlocks,
+    LeakyResidualBlock,
     conv1x1,
     conv3x3,
     flow_warp,
@@ -69,24 +70,12 @@ def conv_act(in_channels: int, out_channels: int, kernel_size: int = 3, stride: 
     )
 
 
-class LeakyResBlock(nn.Module):
-    """conv-LeakyReLU(0.2)-conv plus identity (RefVSR's / DCSR's ResBlock)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = conv3x3(channels, channels)
-        self.conv2 = conv3x3(channels, channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(lrelu(self.conv1(x), 0.2))
-
-
 class ResList(nn.Module):
-    """`num_blocks` LeakyResBlocks, a tail conv, and a long skip (RefVSR's ResList)."""
+    """`num_blocks` leaky residual blocks (RefVSR's / DCSR's ResBlock), a tail conv, and a long skip (RefVSR's ResList)."""
 
     def __init__(self, num_blocks: int, channels: int):
         super().__init__()
-        self.blocks = nn.Sequential(*(LeakyResBlock(channels) for _ in range(num_blocks)))
+        self.blocks = nn.Sequential(*(LeakyResidualBlock(channels, 0.2) for _ in range(num_blocks)))
         self.conv_tail = conv3x3(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,12 +156,12 @@ class AlignedConv(nn.Module):
     def __init__(self, channels: int = 32):
         super().__init__()
         self.embed = nn.Sequential(
-            nn.Conv2d(3, channels, 5, padding=2), nn.LeakyReLU(0.2), LeakyResBlock(channels), nn.LeakyReLU(0.2)
+            nn.Conv2d(3, channels, 5, padding=2), nn.LeakyReLU(0.2), LeakyResidualBlock(channels, 0.2), nn.LeakyReLU(0.2)
         )
         self.predict = nn.Sequential(
             nn.Conv2d(2 * channels, channels, 5, stride=2, padding=2),
             nn.LeakyReLU(0.2),
-            LeakyResBlock(channels),
+            LeakyResidualBlock(channels, 0.2),
             nn.LeakyReLU(0.2),
             conv1x1(channels, 3),
         )

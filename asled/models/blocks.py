@@ -49,6 +49,20 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(F.relu(self.conv1(x), inplace=True))
 
 
+class LeakyResidualBlock(nn.Module):
+    """conv-LeakyReLU(slope)-conv plus identity with PyTorch's default init: the residual block of
+    several baselines (DSTNet's kernel predictor, slope 0.1; RefVSR's ResBlock, slope 0.2)."""
+
+    def __init__(self, channels: int, slope: float = 0.1):
+        super().__init__()
+        self.slope = slope
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.leaky_relu(self.conv1(x), self.slope))
+
+
 def residual_stack(num_blocks: int, channels: int = 64) -> nn.Module:
     """`num_blocks` residual blocks in sequence (an identity when zero)."""
     if num_blocks <= 0:
