@@ -201,6 +201,14 @@ def train_settings(params: dict, method: str) -> dict:
     return settings
 
 
+def job_threads(params: dict, cores: int) -> int:
+    """Threads of one compute job: the recipe's `threads_per_job`, at most `cores` (null: all cores).
+
+    The timing protocol (`profile`) always takes every core, so it never shares the CPU with a job."""
+    wanted = recipe(params).get("threads_per_job")
+    return max(1, min(int(wanted), cores)) if wanted else cores
+
+
 def test_settings(params: dict) -> dict:
     return dict(recipe(params).get("test", {}))
 

@@ -289,6 +289,11 @@ def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tu
     if warp_notes:
         warp += " Unavailable: " + " ".join(warp_notes)
     notes.append(warp)
+    for method in df["method"]:
+        # a model whose official configuration cannot match the paper's printed size says why
+        model = entry(method)
+        if model.get("paper_params_note"):
+            notes.append(f"Params of {model.get('label', method)}: {model['paper_params_note']}")
     if spec.timed:
         devices = sorted({d for d in df["time_device"].dropna()}) if "time_device" in df else []
         notes.append(f"Our time: ms per {_timing_size(df, params)} frame on {', '.join(devices) or 'unknown device'}; "

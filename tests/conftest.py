@@ -15,6 +15,20 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "workflow", ".dvc/config", ".dvc/.gitignore"]
 
 
+def _run_slow() -> bool:
+    """Slow end-to-end tests run in CI (CI=true, as `.ci/run` sets it) or on request (ASLED_SLOW=1)."""
+    return any(os.environ.get(var, "").lower() in ("1", "true", "yes") for var in ("CI", "ASLED_SLOW"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if _run_slow():
+        return
+    skip = pytest.mark.skip(reason="slow end-to-end test: runs in CI (CI=true) or with ASLED_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def tiny_params() -> dict:
     """The repository's params.yaml shrunk so the whole DAG runs in about a minute on 2 cores."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -10,6 +10,8 @@ METHODS = config["methods"]
 ALL_METHODS = asled_config.all_methods(config)
 SEEDS = config["seeds"]
 SPLITS = list(asled_config.SPLITS)
+# threads of each compute job (recipe `threads_per_job`); `profile` keeps every core for its timing
+JOB_THREADS = asled_config.job_threads(config, workflow.cores)
 
 # A missing RealMCVSR folder is downloaded from the manifest's parts (workflow/rules/data.smk); with
 # no parts listed there is nothing to run, so say at once how to get the data.

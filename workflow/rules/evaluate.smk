@@ -9,7 +9,7 @@ rule infer:
         directory(str(PATHS.restored("{method}", "{seed}"))),
     params:
         test=asled_config.test_settings(config),
-    threads: workflow.cores
+    threads: JOB_THREADS
     log:
         f"logs/infer/{config['dataset']}/{{method}}/seed{{seed}}.log",
     shell:
@@ -26,7 +26,7 @@ rule evaluate:
     params:
         # only the keys that change per-frame scores: editing the tables' statistics re-runs no evaluation
         metrics=asled_config.evaluate_settings(config),
-    threads: workflow.cores
+    threads: JOB_THREADS
     log:
         f"logs/evaluate/{config['dataset']}/{{method}}/seed{{seed}}.log",
     shell:

@@ -48,7 +48,7 @@ rule restore_real:
         directory(str(PATHS.real_restored("{method}", "{seed}", "{capture}"))),
     params:
         test=asled_config.test_settings(config),
-    threads: workflow.cores
+    threads: JOB_THREADS
     log:
         f"logs/real/{config['dataset']}/{{method}}/seed{{seed}}_{{capture}}.log",
     shell:
@@ -65,7 +65,7 @@ rule score_real:
         summary=str(PATHS.real_scores("{method}", "{seed}").with_suffix(".json")),
     params:
         nr=config["metrics"].get("nr"),
-    threads: workflow.cores
+    threads: JOB_THREADS
     log:
         f"logs/real/{config['dataset']}/{{method}}/seed{{seed}}_score.log",
     shell:

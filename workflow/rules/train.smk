@@ -15,7 +15,7 @@ rule train:
         log_csv=str(PATHS.train_log("{method}", "{seed}")),
     params:
         settings=lambda wildcards: asled_config.train_settings(config, wildcards.method),
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         gpus=lambda wildcards: (
             int(s["devices"])
