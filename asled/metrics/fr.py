@@ -25,7 +25,8 @@ from asled.errors import AsledError
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
-FETCH_HINT = "place that file there to enable LPIPS (it is never downloaded at run time)"
+FETCH_HINT = ("stage it with `asled weights fetch --only lpips_alexnet` (or place the file there) to enable LPIPS; "
+              "it is never downloaded at run time")
 
 
 def _check_pair(ref_u8: np.ndarray, dist_u8: np.ndarray) -> None:
