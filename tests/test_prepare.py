@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from damage import DAMAGES
 
 from asled.data.demo import generate_demo
 from asled.data.layout import split_clips, validate_raw
@@ -153,64 +154,7 @@ def test_validate_counts_clips_and_frames(raw):
     assert split_clips(raw, "test") == ["0000", "0001"]
 
 
-def damage_missing_camera(hr: Path) -> Path:
-    shutil.rmtree(hr / "UW")
-    return hr / "UW"
-
-
-def damage_missing_frame(hr: Path) -> Path:
-    (hr / "UW" / "0001" / "0005.png").unlink()
-    return hr / "UW" / "0001" / "0005.png"
-
-
-def damage_frame_size(hr: Path) -> Path:
-    path = hr / "W" / "0001" / "0005.png"
-    cv2.imwrite(str(path), cv2.imread(str(path))[:32, :32])
-    return path
-
-
-def damage_grayscale(hr: Path) -> Path:
-    path = hr / "W" / "0000" / "0002.png"
-    cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
-    return path
-
-
-def damage_16bit(hr: Path) -> Path:
-    path = hr / "W" / "0000" / "0002.png"
-    cv2.imwrite(str(path), cv2.imread(str(path)).astype(np.uint16) * 257)
-    return path
-
-
-def damage_truncated(hr: Path) -> Path:
-    path = hr / "UW" / "0000" / "0004.png"
-    path.write_bytes(path.read_bytes()[:-40])
-    return path
-
-
-def damage_frame_name(hr: Path) -> Path:
-    (hr / "W" / "0000" / "0006.png").rename(hr / "W" / "0000" / "frame6.png")
-    return hr / "W" / "0000"
-
-
-def damage_empty_clip(hr: Path) -> Path:
-    for camera in ("UW", "W"):
-        (hr / camera / "0002").mkdir()
-    return hr / "UW" / "0002"
-
-
-@pytest.mark.parametrize(
-    "damage, message",
-    [
-        (damage_missing_camera, "camera folder is missing"),
-        (damage_missing_frame, "frame is missing"),
-        (damage_frame_size, "32x32"),
-        (damage_grayscale, "grayscale"),
-        (damage_16bit, "16-bit"),
-        (damage_truncated, "truncated"),
-        (damage_frame_name, "four digits"),
-        (damage_empty_clip, "empty"),
-    ],
-)
+@pytest.mark.parametrize("damage, message", DAMAGES, ids=[d.__name__ for d, _ in DAMAGES])
 @pytest.mark.parametrize("check_pixels", [True, False])
 def test_validate_names_the_bad_path(raw, damage, message, check_pixels):
     bad = damage(raw / "test" / "HR")
