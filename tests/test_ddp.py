@@ -82,7 +82,7 @@ def test_torchrun_command():
     assert "--nnodes=2" in multi and "--rdzv-endpoint=node1:29500" in multi and "--rdzv-id=42" in multi
 
 
-@pytest.mark.slow
+# acceptance test, ~10 s: part of the default run
 def test_two_gloo_ranks_give_the_gradients_of_one_process(tmp_path, site):
     make_split(tmp_path / "train", {"0000": 6, "0001": 5})
     make_split(tmp_path / "valid", {"0002": 5})

@@ -148,7 +148,7 @@ def reference(tmp_path_factory, site) -> Path:
     return root
 
 
-@pytest.mark.slow
+# acceptance test, ~10 s: part of the default run
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(tmp_path, site, reference):
     root = make_workspace(tmp_path, site)
     proc = start_and_wait_for_resume_file(root)
@@ -166,7 +166,7 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted_run(tmp_path, site, ref
     assert_same_result(root, reference)
 
 
-@pytest.mark.slow
+# acceptance test, ~10 s: part of the default run
 def test_sigterm_writes_resume_file_exits_75_and_rerun_resumes(tmp_path, site, reference):
     root = make_workspace(tmp_path, site)
     proc = start_and_wait_for_resume_file(root)
