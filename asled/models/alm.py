@@ -20,9 +20,19 @@ Two matching modes (`ALM(..., mode=...)`):
 
 Both modes have no parameters of their own, so the mode changes neither the parameter count nor the
 checkpoint layout of ALM.
+
+Softmax temperature (`temperature`, `learnable_temperature`): the K kept cosine similarities lie in
+[-1, 1], so with T = 1 their softmax weights are nearly uniform (the top weight of K = 3 can never
+exceed e / (e + 2/e) ~ 0.79, and at random-init features it is ~1/3). The paper's prose only says
+"a softmax over their similarities". `temperature` fixes T (default 1.0, the literal reading);
+`learnable_temperature=True` learns log T, starting from log(`temperature`) -- one extra parameter
+(`ALM.log_temperature`), present only then. Measured comparison: docs/model_card_asled_net.md,
+"Reference use and ALM temperature (measured)".
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +52,7 @@ def _check(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, chunk_si
 
 
 def _aggregate(
-    qc: torch.Tensor, kn: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, temperature: float,
+    qc: torch.Tensor, kn: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, temperature: float | torch.Tensor,
     valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Softmax-weighted sum of `v[idx]` for query rows `qc` [c, C]; `idx` [c, k] indexes rows of kn / v.
@@ -63,7 +73,7 @@ def global_topk_aggregate(
     value: torch.Tensor,
     k: int = 3,
     chunk_size: int = 4096,
-    temperature: float = 1.0,
+    temperature: float | torch.Tensor = 1.0,
 ) -> torch.Tensor:
     """Softmax-weighted sum of the top-k `value` vectors by cosine similarity of `query` to `key`.
 
@@ -97,7 +107,7 @@ def window_topk_aggregate(
     k: int = 3,
     window: int = 15,
     chunk_size: int = 4096,
-    temperature: float = 1.0,
+    temperature: float | torch.Tensor = 1.0,
 ) -> torch.Tensor:
     """Like `global_topk_aggregate`, but query (y, x) only considers keys inside the `window x window`
     square centred on (y, x) (window = 2r+1, odd); keys outside the frame are not candidates.
@@ -161,7 +171,8 @@ class ALM(nn.Module):
     """`forward(f_blur, f_ref) -> F^ALM`: top-K matched reference features fused with the blurry ones.
 
     `mode="global"` (default) searches the whole reference frame exactly; `mode="window"` searches only
-    the `window x window` neighbourhood of each position (see the module docstring).
+    the `window x window` neighbourhood of each position (see the module docstring). `temperature` is
+    the softmax temperature T; `learnable_temperature=True` learns log T from log(`temperature`).
     """
 
     def __init__(
@@ -172,18 +183,32 @@ class ALM(nn.Module):
         temperature: float = 1.0,
         mode: str = "global",
         window: int = 15,
+        learnable_temperature: bool = False,
     ):
         super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"ALM temperature must be positive, got {temperature}")
         if mode not in MODES:
             raise ValueError(f"ALM mode must be one of {MODES}, got {mode!r}")
         if window < 1 or window % 2 == 0:
             raise ValueError(f"ALM window must be a positive odd number (2r+1), got {window}")
         self.top_k = top_k
         self.chunk_size = chunk_size
-        self.temperature = temperature
+        self.learnable_temperature = bool(learnable_temperature)
+        if self.learnable_temperature:
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(float(temperature))))
+        else:
+            self._fixed_temperature = float(temperature)
         self.mode = mode
         self.window = window
         self.fuse = conv1x1(2 * channels, channels)
+
+    @property
+    def temperature(self) -> float | torch.Tensor:
+        """T as used by the softmax: a float, or (learnable) the tensor exp(log T) that carries the gradient."""
+        if self.learnable_temperature:
+            return self.log_temperature.exp()
+        return self._fixed_temperature
 
     def match(self, f_blur: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
         if self.mode == "window":

@@ -5,7 +5,7 @@ in docs/model_card_asled_net.md. Data flow for a clip of T frames:
 
   blurry clip ──SPyNet──> bidirectional recurrent propagation (BasicVSR) ──────────────> F^Base
   blurry frame ─encoder_blur─> F^B ─┬─ ALM(F^B, F^Ref) ───────────────────────────────> F^ALM
-  reference    ─encoder_ref──> F^Ref├─ DC(F^B, F^ALM) ────────────────────────────────> F^DC
+  reference    ─encoder_ref──> F^Ref├─ DC(F^B, F^ALM or F^Ref: `dc_input`) ────────────> F^DC
                                     └─ RMC(I^B, I^Ref_{t±1}, F^B, F^Ref_{t±1}; SPyNet) > F^RMC
   [F^ALM, F^DC, F^RMC, F^Base] ─fusion─> decoder (30 residual blocks) ─conv─> + blurry frame
 
@@ -31,6 +31,7 @@ from asled.models.blocks import (
     flow_warp,
     residual_block_params,
     residual_stack,
+    zero_init,
 )
 from asled.models.channel_attention import ConcatChannelAttention
 from asled.models.dc import DifferenceCompensation
@@ -41,6 +42,7 @@ from asled.models.rmc import ReferenceMotionCompensation
 from asled.models.spynet import SPyNet
 
 ALM_VARIANTS = ("topk", "none", "concat_ca", "dat", "masa")
+DC_INPUTS = ("alm", "ref")
 DC_VARIANTS = ("dc", "none", "concat_ca")
 RMC_VARIANTS = ("rmc", "none", "concat_res", "pcd")
 
@@ -173,12 +175,14 @@ class AsLeDNet(nn.Module):
         top_k: int = 3,
         chunk_size: int = 4096,
         alm_temperature: float = 1.0,
+        alm_learnable_temperature: bool = False,
         alm_mode: str = "global",
         alm_window: int = 15,
         use_alm: bool = True,
         use_dc: bool = True,
         use_rmc: bool = True,
         dc_use_ref: bool = True,
+        dc_input: str = "alm",
         rmc_refine: bool = True,
         rmc_warp: bool = True,
         spynet_weights: str | None = None,
@@ -194,15 +198,27 @@ class AsLeDNet(nn.Module):
         pcd_levels: int = 3,
         pcd_groups: int = 8,
         concat_res_blocks: int = 1,
+        zero_init_output: bool = False,
     ):
         """Slot variants (the defaults are the paper's model):
         alm_variant: "topk" (ALM, K = `top_k`), "none" (stand-in), "concat_ca" (concat + channel
             attention), "dat" (DAT-style deformable attention), "masa" (MASA-SR-style matching);
-        dc_variant: "dc", "none", "concat_ca" (on [F^B, F^ALM]);
+        dc_variant: "dc", "none", "concat_ca" (on DC's input [F^B, F^ALM or F^Ref], see `dc_input`);
         rmc_variant: "rmc" (`rmc_refine`, `rmc_warp` apply), "none", "concat_res", "pcd" (EDVR PCD).
-        `use_alm/use_dc/use_rmc=False` mean the "none" variant of that slot."""
+        `use_alm/use_dc/use_rmc=False` mean the "none" variant of that slot.
+
+        Readings of ambiguous prose (docs/model_card_asled_net.md):
+        alm_temperature / alm_learnable_temperature: ALM's softmax temperature T, fixed or a learned
+            log T starting at log(alm_temperature);
+        dc_input: what DC (and its "concat_ca" replacement) compares F^B_t with: "alm" = F^ALM_t,
+            "ref" = the reference encoder's F^Ref_t of the same time step;
+        zero_init_output: zero the output conv, so the model starts as the identity (output = blurry
+            input) -- an initialisation choice, not in the paper."""
         super().__init__()
         c = mid_channels
+        if dc_input not in DC_INPUTS:
+            raise ValueError(f"dc_input must be one of {DC_INPUTS}, got {dc_input!r}")
+        self.dc_input = dc_input
         alm_variant = _resolve_variant("alm", alm_variant, use_alm, ALM_VARIANTS)
         dc_variant = _resolve_variant("dc", dc_variant, use_dc, DC_VARIANTS)
         rmc_variant = _resolve_variant("rmc", rmc_variant, use_rmc, RMC_VARIANTS)
@@ -215,7 +231,8 @@ class AsLeDNet(nn.Module):
         self.encoder_ref = ConvResidualBlocks(3, c, encoder_blocks)  # unshared: the lenses differ
         # The paper's modules are always constructed first (same random-number use as before variants
         # existed, so a seed gives the default model the same weights); stand-ins are sized on them.
-        alm = ALM(c, top_k, chunk_size, alm_temperature, mode=alm_mode, window=alm_window)
+        alm = ALM(c, top_k, chunk_size, alm_temperature, mode=alm_mode, window=alm_window,
+                  learnable_temperature=alm_learnable_temperature)
         self.alm = {
             "topk": lambda: alm,
             "none": lambda: StandIn(c, count(alm)),
@@ -239,6 +256,8 @@ class AsLeDNet(nn.Module):
         self.fusion = ConvResidualBlocks(4 * c, c, fusion_blocks)
         self.decoder = residual_stack(decoder_blocks, c)
         self.conv_out = conv3x3(c, 3)
+        if zero_init_output:
+            zero_init(self.conv_out)
         if channels_last:
             # Same numbers up to float rounding, ~1.5x faster 3x3 convs on CPU (oneDNN); activations
             # follow at every ConvResidualBlocks entry (see blocks.match_memory_format).
@@ -255,7 +274,10 @@ class AsLeDNet(nn.Module):
         f_b = self.encoder_blur(blur.flatten(0, 1))
         f_ref = self.encoder_ref(ref.flatten(0, 1))
         f_alm = self.alm(f_b, f_ref)
-        f_dc = self.dc(f_b, f_alm) if self.use_dc else self.dc(f_b, f_ref)  # stand-ins see [F^B, F^Ref]
+        if self.use_dc:
+            f_dc = self.dc(f_b, f_ref if self.dc_input == "ref" else f_alm)
+        else:
+            f_dc = self.dc(f_b, f_ref)  # stand-ins see [F^B, F^Ref]
         if self.use_rmc:
             shape = (b, t, -1, h, w)
             f_rmc = self.rmc(blur, ref, f_b.view(shape), f_ref.view(shape), self.spynet).flatten(0, 1)
