@@ -6,6 +6,11 @@ quarter-turn rotations. Iteration `k` trains on samples `k*B ... k*B+B-1` of `Tr
 each a pure function of (seed, index), so the data stream does not depend on workers, restarts or the
 number of data-parallel ranks (`asled.distributed`).
 
+Flow (BasicVSR's recipe, asled/flow_recipe.py): the parameters of every `SPyNet` module form their own
+Adam group at `lr * flow_lr_mul` (same cosine schedule) and get no update in the first
+`flow_freeze_iterations` iterations (`FlowSchedule`); with `spynet: pretrained` SPyNet starts from the
+staged mmagic weights, and a missing file stops the run before the model is built.
+
 Validation (every `val_every` iterations and at the end): mean PSNR over all frames of the
 validation split, the model run on whole clips in non-overlapping chunks of `frames` frames, the
 output rounded to 8 bits as at test time. The checkpoint keeps the last weights and the best ones.
@@ -56,11 +61,13 @@ from tqdm import tqdm
 from asled import distributed
 from asled.data.dataset import TestClips, TrainClips
 from asled.errors import ConfigError, DataError
+from asled.flow_recipe import FLOW_DEFAULTS, check_flow_settings, check_spynet_weights
 from asled.infer import describe_device, resolve_device, run_clip, tensor_to_u8
 from asled.io import atomic_path, write_text
 from asled.losses import charbonnier
 from asled.metrics.fr import psnr
 from asled.models.registry import build_model, count_parameters
+from asled.models.spynet import spynet_parameters
 
 # Exit code of `asled train` after a preemption signal: the resume file is written, run me again.
 # 75 is EX_TEMPFAIL of sysexits.h ("temporary failure, the user is invited to retry").
@@ -69,10 +76,11 @@ PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 SETTINGS_KEYS = ("iterations", "batch_size", "crop", "frames", "lr", "eta_min", "charbonnier_eps", "val_every",
                  "num_workers", "checkpoint_every", "devices", "device", "precision", "channels_last", "compile",
-                 "retries")
-# Engine keys added after the first recipes: a settings dict without them gets these values.
+                 "retries", *FLOW_DEFAULTS)
+# Keys added after the first recipes: a settings dict without them gets these values (the flow keys'
+# defaults, BasicVSR's recipe, live in asled.flow_recipe).
 SETTINGS_DEFAULTS = {"checkpoint_every": 1000, "devices": 1, "device": "auto", "precision": "fp32",
-                     "channels_last": False, "compile": False, "retries": 0}
+                     "channels_last": False, "compile": False, "retries": 0, **FLOW_DEFAULTS}
 # Keys that do not change what is computed (up to the order of floating-point sums over ranks), so a
 # resume file written under other values of them is still valid.
 ENGINE_ONLY_KEYS = ("num_workers", "checkpoint_every", "devices", "device", "compile", "retries")
@@ -106,6 +114,7 @@ def check_settings(settings: dict) -> dict:
             raise ConfigError(f"training setting '{key}' must be >= 0, got {s[key]}")
     if s["precision"] not in PRECISIONS:
         raise ConfigError(f"training setting 'precision' must be one of {PRECISIONS}, got {s['precision']!r}")
+    check_flow_settings(s)
     return s
 
 
@@ -241,6 +250,38 @@ def save_torch(obj: Any, path: Path) -> None:
             os.fsync(f.fileno())
 
 
+class FlowSchedule:
+    """BasicVSR's flow schedule: the parameters of every `SPyNet` in the model (`spynet_parameters`) form
+    their own Adam group at `lr * flow_lr_mul`, and get no update, hence no Adam state, in iterations
+    0 .. `flow_freeze_iterations`-1.
+
+    Frozen by dropping their gradients between backward and the optimiser step (Adam skips a parameter
+    without a gradient), not by toggling `requires_grad`: DDP's gradient hooks stay as built and every rank
+    skips the same parameters. Whether SPyNet is frozen is a function of the iteration alone, so a resumed
+    run continues the schedule exactly."""
+
+    def __init__(self, model: torch.nn.Module, settings: dict) -> None:
+        self.params = spynet_parameters(model)
+        self.freeze_iterations = int(settings["flow_freeze_iterations"])
+        self.lr_mul = float(settings["flow_lr_mul"])
+
+    def param_groups(self, model: torch.nn.Module, lr: float) -> list[dict[str, Any]]:
+        """[rest of the model at `lr`, SPyNet at `lr * flow_lr_mul`] (empty groups left out)."""
+        flow = {id(p) for p in self.params}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in flow]
+        groups = [{"params": rest, "lr": lr}, {"params": self.params, "lr": lr * self.lr_mul}]
+        return [g for g in groups if g["params"]]
+
+    def frozen(self, iteration: int) -> bool:
+        return iteration < self.freeze_iterations
+
+    def before_step(self, iteration: int) -> None:
+        """Between backward and `optimizer.step()` of iteration `iteration` (0-based)."""
+        if self.frozen(iteration):
+            for p in self.params:
+                p.grad = None
+
+
 class Trainer:
     """One training run: model, optimiser, scheduler, data stream, validation, checkpoints and logs."""
 
@@ -269,6 +310,7 @@ class Trainer:
         self.seed = int(seed)
         self.resume = resume
         self.model_kwargs = dict(model_kwargs or {})
+        check_spynet_weights(self.model_kwargs, [method])  # a missing pretrained flow stops us before any data
         s = self.settings
         self.env, self.device = distributed.setup(resolve_device(device or s["device"]))
         self.bf16 = s["precision"] == "bf16"
@@ -295,9 +337,8 @@ class Trainer:
             )
             if s["channels_last"]:
                 self.model = self.model.to(memory_format=torch.channels_last)
-            self.optimizer = torch.optim.Adam(
-                [p for p in self.model.parameters() if p.requires_grad], lr=float(s["lr"])
-            )
+            self.flow = FlowSchedule(self.model, s)
+            self.optimizer = torch.optim.Adam(self.flow.param_groups(self.model, float(s["lr"])), lr=float(s["lr"]))
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
                 self.optimizer, T_max=int(s["iterations"]), eta_min=float(s["eta_min"])
             )
@@ -337,6 +378,7 @@ class Trainer:
             out = self.net(blur, ref)
         loss = charbonnier(out.float(), gt, eps=float(self.settings["charbonnier_eps"]))
         loss.backward()
+        self.flow.before_step(self.iteration)
         self.optimizer.step()
         self.scheduler.step()
         self.iteration += 1

@@ -74,7 +74,7 @@ class WeightSpec:
     fallbacks: tuple[RegistryMember, ...] = ()
     rejected: tuple[str, ...] = ()  # registry copies checked and found to be a different model
     note: str = ""
-    optional: bool = False  # networks' pretrained inits: not needed by any default step
+    optional: bool = False  # pretrained inits no default recipe loads (fetched with --all only)
 
     def path(self, root: Path = WEIGHTS_DIR) -> Path:
         return Path(root) / self.file
@@ -153,10 +153,10 @@ REGISTRY: dict[str, WeightSpec] = {
             "spynet",
             "networks/spynet_20210409-c6c1bd09.pth",
             ("https://download.openmmlab.com/mmediting/restorers/basicvsr/spynet_20210409-c6c1bd09.pth",),
-            ("asled_net (spynet_weights)", "basicvsr", "basicvsr_pp", "refvsr"),
+            ("asled_net and its variants", "basicvsr", "basicvsr_pp", "refvsr"),
             sha256_prefix="c6c1bd09",
-            optional=True,
-            note="mmagic SPyNet; optional pretrained init (catalogue kwarg spynet_weights)",
+            note=("mmagic SPyNet (BasicVSR's pretrained flow); every SPyNet's init in the paper recipe "
+                  "(`spynet: pretrained`, asled/flow_recipe.py), passed as the catalogue kwarg spynet_weights"),
         ),
         WeightSpec(
             "vgg19",

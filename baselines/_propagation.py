@@ -34,13 +34,16 @@ def adjacent_flows(frames: torch.Tensor, flow_net: nn.Module) -> tuple[torch.Ten
 
 
 def build_spynet(weights: str | None, freeze: bool) -> SPyNet:
-    """SPyNet from random init or a local checkpoint; `freeze` stops its training (as RefVSR does with
-    its pretrained SPyNet). Freezing a randomly initialised SPyNet would pin the flow at zero, so it is
-    refused."""
+    """SPyNet from random init or a local checkpoint. The paper recipe (`spynet: pretrained`,
+    asled/flow_recipe.py) passes the staged mmagic SPyNet as `weights`, and the trainer then keeps it frozen
+    for `flow_freeze_iterations` and trains it at `flow_lr_mul` x lr (BasicVSR's recipe). `freeze` keeps it
+    out of training altogether (as the official RefVSR does with its pretrained SPyNet). Freezing a randomly
+    initialised SPyNet would pin the flow at zero, so it is refused."""
     if freeze and not weights:
         raise ConfigError(
-            "freeze_spynet=True needs spynet_weights (a local SPyNet checkpoint under data/weights/): a frozen "
-            "randomly initialised SPyNet predicts zero flow forever. Set spynet_weights, or freeze_spynet: false."
+            "freeze_spynet=True needs spynet_weights (a local SPyNet checkpoint under data/weights/, e.g. the "
+            "recipe's `spynet: pretrained` after `asled weights fetch --only spynet`): a frozen randomly "
+            "initialised SPyNet predicts zero flow forever. Set spynet_weights, or freeze_spynet: false."
         )
     net = SPyNet(weights)
     if freeze:

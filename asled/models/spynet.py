@@ -65,8 +65,10 @@ class SPyNet(nn.Module):
         if not path.is_file():
             raise DataError(
                 f"SPyNet weights file not found: {path}. It is a local copy of a BasicSR or mmagic SPyNet "
-                "checkpoint (e.g. spynet_sintel_final-3d2a1287.pth), staged under data/weights/; nothing is "
-                "downloaded. Stage the file there, or set spynet_weights: null to start from random init."
+                "checkpoint; nothing is downloaded at run time. The paper recipe's pretrained SPyNet "
+                "(mmagic spynet_20210409-c6c1bd09.pth) is staged by `asled weights fetch --only spynet`; "
+                "offline, set `spynet: scratch` in the recipe's train settings (or spynet_weights: null) "
+                "to start SPyNet from random init."
             )
         state = torch.load(path, map_location="cpu", weights_only=True)
         for key in ("params", "state_dict"):
@@ -125,3 +127,18 @@ def _normalise_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             key = f"basic_module.{m.group(1)}.basic_module.{2 * int(m.group(2))}.{m.group(3)}"
         out[key] = value
     return out
+
+
+def spynet_parameters(model: nn.Module, trainable_only: bool = True) -> list[nn.Parameter]:
+    """The parameters of every `SPyNet` inside `model` (a shared SPyNet counted once), in module order;
+    with `trainable_only`, those that require gradients. The rule the trainer's flow schedule uses, so any
+    model, a user's own included, gets it by holding a `SPyNet` module, whatever the attribute's name."""
+    seen: set[int] = set()
+    params: list[nn.Parameter] = []
+    for module in model.modules():
+        if isinstance(module, SPyNet):
+            for p in module.parameters():
+                if id(p) not in seen and (p.requires_grad or not trainable_only):
+                    seen.add(id(p))
+                    params.append(p)
+    return params

@@ -22,6 +22,17 @@ if not DATASET["generate"] and not PATHS.raw.is_dir() and not (DATASET.get("down
         manual_download_help(config["dataset"], PATHS.raw) + "; or set `dataset: demo` in params.yaml"
     )
 
+# The paper recipe starts every SPyNet from the staged pretrained file (asled/flow_recipe.py): without it,
+# stop here, naming the staging command, rather than after hours of data preparation. Free when the
+# recipe says `spynet: scratch` (the demo).
+from asled import flow_recipe as asled_flow
+from asled.errors import AsledError
+
+try:
+    asled_flow.check_pretrained_spynet(config, ALL_METHODS)
+except AsledError as exc:
+    raise WorkflowError(str(exc)) from None
+
 
 wildcard_constraints:
     method="|".join(re.escape(m) for m in ALL_METHODS),
