@@ -45,6 +45,8 @@ def cmd_data_get(args) -> None:
             height=settings["height"],
             frames_per_clip=settings["frames_per_clip"],
             clips=settings["clips"],
+            source_step=settings.get("source_step", 1),
+            blur=params["blur"],
         )
     else:
         # present: validated (headers only; `asled data validate --pixels` decodes every frame);
@@ -159,6 +161,7 @@ def cmd_train(args) -> None:
             checkpoint,
             settings,
             seed=args.seed,
+            model_kwargs=config.model_kwargs(params, args.method),
             log_csv=paths.train_log(args.method, args.seed),
             device=args.device,
             tensorboard_dir=paths.tensorboard(args.method, args.seed),
@@ -340,6 +343,7 @@ def cmd_profile(args) -> None:
     settings = config.profile_settings(params)
     result = profile_model(
         args.method,
+        model_kwargs=config.model_overrides(params, args.method),
         size=settings["size"],
         frames=settings["frames"],
         warmup=settings["warmup"],

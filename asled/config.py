@@ -35,6 +35,7 @@ FIGURE_OUTPUTS = {
 REPORT_TABLES = {table: f"results/figures/{Path(out).name}_report.csv" for table, out in TABLE_OUTPUTS.items()}
 REPORT_GALLERY = "results/figures/gallery.html"
 CAMERAS = ("UW", "W")
+BLUR_METHOD = "blur"  # the blurry input itself (catalogue name): the row every trained model is read against
 # Every camera folder RealMCVSR ships; a dataset's `cameras` may add T (telephoto) to UW and W.
 KNOWN_CAMERAS = ("UW", "W", "T")
 
@@ -199,6 +200,23 @@ def train_settings(params: dict, method: str) -> dict:
     settings.update(recipe(params).get("method_overrides", {}).get(method, {}))
     settings.update(params.get("method_overrides", {}).get(method, {}))
     return settings
+
+
+def model_kwargs(params: dict, method: str) -> dict:
+    """Catalogue kwargs the dataset's recipe sets for `method` (`recipes.<r>.model_overrides`), e.g. the
+    demo's reduced scale; empty for the paper recipe's full-size models. Recorded in the checkpoint.
+    With the recipe's `spynet: pretrained` (asled.flow_recipe), a model that takes `spynet_weights` also
+    gets the staged pretrained SPyNet's path."""
+    # torch-free; imports the model class only when the recipe says pretrained
+    from asled.flow_recipe import spynet_kwargs
+
+    return spynet_kwargs(train_settings(params, method), method, model_overrides(params, method))
+
+
+def model_overrides(params: dict, method: str) -> dict:
+    """The recipe's own catalogue kwargs for `method` (its scale and init; no weight files): what Params and
+    Time are measured on."""
+    return copy.deepcopy(recipe(params).get("model_overrides", {}).get(method, {}))
 
 
 def job_threads(params: dict, cores: int) -> int:

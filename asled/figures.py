@@ -162,6 +162,10 @@ def psnr_bar_chart(table_csv: str | Path, out: str | Path) -> Path:
         ok = np.isfinite(paper)
         if ok.any():
             ax.scatter(x[ok], paper[ok], marker="D", color="C3", zorder=3, label="paper (RealMCVSR)")
+    blur = df.loc[df["method"] == config.BLUR_METHOD, "psnr"] if "method" in df.columns else pd.Series(dtype=float)
+    blur = pd.to_numeric(blur, errors="coerce").dropna()
+    if len(blur):
+        ax.axhline(float(blur.iloc[0]), color="C1", linestyle="--", label=f"Blur frame {float(blur.iloc[0]):.2f} dB (line to beat)")
     for xi, value in zip(x, psnr):
         if np.isfinite(value):
             ax.annotate(f"{value:.2f}", (xi, value), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)

@@ -132,7 +132,9 @@ def load_model(
         ckpt = load_checkpoint(checkpoint)
         if ckpt.get("method") not in (None, method):
             raise ConfigError(f"{checkpoint}: checkpoint is for method '{ckpt.get('method')}', not '{method}'")
-        model = build_model(method, **(ckpt.get("model_kwargs") or {}))
+        # the checkpoint's own weights replace any pretrained SPyNet, so its file is not needed here
+        kwargs = {k: v for k, v in (ckpt.get("model_kwargs") or {}).items() if k != "spynet_weights"}
+        model = build_model(method, **kwargs)
         state = ckpt["state_dict"]
         info["weights"] = "last"
         if use_best and ckpt.get("best_state_dict") is not None:

@@ -60,6 +60,7 @@ def profile_model(
     return {
         "method": method,
         "params": count_parameters(model),
+        "model_kwargs": dict(model_kwargs or {}),  # the recipe's scale and init (empty: the catalogue model)
         "ms_per_frame": statistics.median(timings) / frames,
         "device": describe_device(dev),
         "size": size,

@@ -11,7 +11,7 @@ Adam group at `lr * flow_lr_mul` (same cosine schedule) and get no update in the
 `flow_freeze_iterations` iterations (`FlowSchedule`); with `spynet: pretrained` SPyNet starts from the
 staged mmagic weights, and a missing file stops the run before the model is built.
 
-Validation (every `val_every` iterations and at the end): mean PSNR over all frames of the
+Validation (before the first step, every `val_every` iterations and at the end): mean PSNR over all frames of the
 validation split, the model run on whole clips in non-overlapping chunks of `frames` frames, the
 output rounded to 8 bits as at test time. The checkpoint keeps the last weights and the best ones.
 
@@ -515,6 +515,12 @@ class Trainer:
         self.load_resume()
         self.wrap()
         writer = self.tensorboard()
+        if self.iteration == 0 and val_every > 0:
+            # the starting point is a candidate too: a curve begins at the untrained model (the blurry
+            # input itself under identity_start), and training that never beats it keeps it as "best"
+            self.log.append({"iteration": 0, "val_psnr": self.validate()})
+            if writer is not None:
+                writer.add_scalar("valid/psnr", self.log[-1]["val_psnr"], 0)
         try:
             with self.progress() as bar:
                 data = iter(self.loader())

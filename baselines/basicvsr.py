@@ -28,6 +28,9 @@ from baselines._propagation import build_spynet
 class BasicVSR(nn.Module):
     """`forward(blur, ref) -> restored` on `[B, T, 3, H, W]`; the reference is ignored."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("conv_last",)
+
     uses_reference = False
 
     def __init__(

@@ -92,6 +92,9 @@ class SecondOrderDeformableAlignment(nn.Module):
 class BasicVSRPlusPlus(nn.Module):
     """`forward(blur, ref) -> restored` on `[B, T, 3, H, W]`; the reference is ignored."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("conv_last",)
+
     uses_reference = False
 
     def __init__(

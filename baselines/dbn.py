@@ -64,6 +64,9 @@ class ConvBN(nn.Sequential):
 class DBN(nn.Module):
     """`forward(blur, ref=None) -> restored`, `[B, T, 3, H, W]`; each frame from its 5-frame window."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("last.1",)
+
     uses_reference = False
 
     def __init__(self, num_frames: int = 5, channels: int = 64):

@@ -175,6 +175,9 @@ class DTFFPropagation(nn.Module):
 class DSTNet(nn.Module):
     """`forward(blur, ref=None) -> restored`, `[B, T, 3, H, W]`."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("recons",)
+
     uses_reference = False
 
     def __init__(self, num_feat: int = 64, num_block: int = 15, num_cwgdn: int = 5):

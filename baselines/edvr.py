@@ -127,6 +127,9 @@ class TSAFusion(nn.Module):
 class EDVR(nn.Module):
     """`forward(blur, ref=None) -> restored`, `[B, T, 3, H, W]`; each frame from its 5-frame window."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("conv_last",)
+
     uses_reference = False
 
     def __init__(

@@ -61,10 +61,20 @@ class RNNCell(nn.Module):
 class IFIRNN(nn.Module):
     """`forward(blur, ref=None) -> restored`, `[B, T, 3, H, W]`, frames processed in temporal order."""
 
+    # the output layer, zeroed by `identity_start` (asled.models.registry; needs global_residual=True)
+    output_layers = ("cell.f_l.2",)
+
     uses_reference = False
 
-    def __init__(self, channels: int = 16, num_blocks: int = 6, dual_cell: bool = True, intra_iters: int = 3):
+    def __init__(
+        self, channels: int = 16, num_blocks: int = 6, dual_cell: bool = True, intra_iters: int = 3,
+        global_residual: bool = False,
+    ):
+        """`global_residual=True` adds the blurry frame to the cell's output (not in the official model,
+        which predicts the sharp frame directly; a demo option so that `identity_start` can start it at
+        the identity, see docs/model_card_baselines.md)."""
         super().__init__()
+        self.global_residual = global_residual
         if intra_iters < 1:
             raise ValueError(f"IFIRNN: intra_iters must be >= 1, got {intra_iters}")
         self.channels = channels
@@ -85,5 +95,5 @@ class IFIRNN(nn.Module):
                 _, hidden = self.first_cell(frame, hidden, emit=False)
             for j in range(self.intra_iters):
                 out, hidden = self.cell(frame, hidden, emit=j == self.intra_iters - 1)
-            outputs.append(out)
+            outputs.append(out + frame if self.global_residual else out)
         return torch.stack(outputs, dim=1)[..., :h, :w]

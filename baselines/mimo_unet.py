@@ -113,6 +113,9 @@ class MIMOUNet(nn.Module):
     loss; they are listed in `auxiliary_parameter_prefixes` (no gradient from the restored frame).
     """
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("feat_extract.5", "convs_out.0", "convs_out.1")
+
     uses_reference = False
     auxiliary_parameter_prefixes = ("convs_out.",)
 

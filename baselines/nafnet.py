@@ -78,6 +78,9 @@ class NAFBlock(nn.Module):
 class NAFNet(nn.Module):
     """NAFNet U-Net restoring each frame on its own (reference-free)."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("ending",)
+
     uses_reference = False
 
     def __init__(

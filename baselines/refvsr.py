@@ -188,6 +188,9 @@ class AlignedConv(nn.Module):
 class RefVSR(nn.Module):
     """`forward(blur, ref) -> restored` on `[B, T, 3, H, W]`; `ref` is the prepared UW reference clip."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("conv_last",)
+
     uses_reference = True
 
     def __init__(

@@ -103,6 +103,9 @@ class TransformerBlock(nn.Module):
 class Restormer(nn.Module):
     """Restormer encoder-decoder restoring each frame on its own (reference-free)."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("output",)
+
     uses_reference = False
 
     def __init__(

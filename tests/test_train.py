@@ -94,12 +94,16 @@ def test_train_tiny_model(models, splits, tmp_path):
 
     with open(log) as f:
         rows = list(csv.DictReader(f))
-    assert [r["iteration"] for r in rows] == ["1", "2", "3"]
-    assert all(math.isfinite(float(r["loss"])) for r in rows)
-    assert rows[0]["val_psnr"] == "" and rows[1]["val_psnr"] and rows[2]["val_psnr"]
-    lrs = [float(r["lr"]) for r in rows]
+    # iteration 0: the untrained model is validated before the first step (no loss yet)
+    assert [r["iteration"] for r in rows] == ["0", "1", "2", "3"]
+    assert rows[0]["loss"] == "" and rows[0]["val_psnr"]
+    validated = [float(r["val_psnr"]) for r in rows if r["val_psnr"]]
+    steps = rows[1:]
+    assert all(math.isfinite(float(r["loss"])) for r in steps)
+    assert steps[0]["val_psnr"] == "" and steps[1]["val_psnr"] and steps[2]["val_psnr"]
+    lrs = [float(r["lr"]) for r in steps]
     assert lrs[0] == pytest.approx(1e-3) and lrs[0] > lrs[1] > lrs[2] > 1e-5  # cosine annealing
-    assert ckpt["best_val_psnr"] == pytest.approx(max(float(r["val_psnr"]) for r in rows[1:]))
+    assert ckpt["best_val_psnr"] == pytest.approx(max(validated))
     assert not list(ckpt_path.parent.glob(".*tmp")) and not list(log.parent.glob(".*tmp"))
 
     # CPU runs are bit-reproducible
@@ -185,7 +189,7 @@ def test_plot_loss_curves(models, splits, tmp_path):
         train(method, splits["train"], splits["valid"], tmp_path / f"{name}.pt", SETTINGS, log_csv=logs[name],
               device="cpu")
     log = read_train_log(logs["tiny"])
-    assert list(log["iteration"]) == [1, 2, 3] and list(log["val_iteration"]) == [2, 3]
+    assert list(log["iteration"]) == [1, 2, 3] and list(log["val_iteration"]) == [0, 2, 3]
     out = plot_loss_curves({"TinyNet": logs["tiny"], "Blur": logs["zero"]}, tmp_path / "fig" / "loss.png")
     image = read_png(out)
     assert image.shape == (480, 1200, 3) and image.std() > 0

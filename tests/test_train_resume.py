@@ -178,7 +178,7 @@ def test_sigterm_writes_resume_file_exits_75_and_rerun_resumes(tmp_path, site, r
     assert not f["ckpt"].exists() and not f["csv"].exists()
     saved = torch.load(f["resume"], weights_only=True)
     assert saved["reason"] == "stopped by SIGTERM" and 0 < saved["iteration"] < TRAIN["iterations"]
-    assert len(saved["log"]) == saved["iteration"]
+    assert len(saved["log"]) == saved["iteration"] + 1  # + the validation before the first step
 
     result = run_to_end(root)
     assert f"resuming {METHOD} seed 0 at iteration {saved['iteration']}/" in result.stderr

@@ -61,10 +61,30 @@ def resolve(target: str) -> type:
 
 
 def build_model(name: str, **overrides: Any):
-    """Instantiate the model registered as `name`; `overrides` replace catalogue keyword arguments."""
+    """Instantiate the model registered as `name`; `overrides` replace catalogue keyword arguments.
+
+    `identity_start=True` (a recipe option, not a class argument) zeroes the model's `output_layers`
+    after construction, so that a model whose output is `input + output_layers(...)` starts as the
+    identity: training can then only move it away from the blurry input where the loss improves."""
     spec = entry(name)
     kwargs = {**spec.get("kwargs", {}), **overrides}
-    return resolve(spec["target"])(**kwargs)
+    identity = bool(kwargs.pop("identity_start", False))
+    model = resolve(spec["target"])(**kwargs)
+    if identity:
+        identity_start(model, name)
+    return model
+
+
+def identity_start(model: torch.nn.Module, name: str = "model") -> None:
+    """Zero every parameter of `model.output_layers` (the layers whose output is added to the input)."""
+    layers = getattr(model, "output_layers", None)
+    if not layers:
+        raise ConfigError(f"model '{name}' ({type(model).__name__}) declares no `output_layers`, so "
+                          "identity_start cannot start it at the identity; remove identity_start for it")
+    with torch.no_grad():
+        for layer in layers:
+            for param in model.get_submodule(layer).parameters():
+                param.zero_()
 
 
 def count_parameters(model) -> int:

@@ -38,6 +38,7 @@ rule profile:
         str(PATHS.profile("{method}")),
     params:
         profile=asled_config.profile_settings(config),
+        model=lambda wildcards: asled_config.model_overrides(config, wildcards.method),
     threads: workflow.cores
     log:
         "logs/profile/{method}.log",

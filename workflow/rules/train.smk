@@ -15,6 +15,7 @@ rule train:
         log_csv=str(PATHS.train_log("{method}", "{seed}")),
     params:
         settings=lambda wildcards: asled_config.train_settings(config, wildcards.method),
+        model=lambda wildcards: asled_config.model_kwargs(config, wildcards.method),
     threads: JOB_THREADS
     resources:
         gpus=lambda wildcards: (
