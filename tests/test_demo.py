@@ -167,3 +167,30 @@ def test_frames_per_clip_can_differ_per_split(tmp_path):
         for clip in (tmp_path / "demo" / split / "HR" / "W").iterdir():
             assert len(list(clip.glob("*.png"))) == length
         assert manifest["splits"][split]["frames"] == length * manifest["splits"][split]["clips"]
+
+
+def test_source_step_lowers_the_frame_rate_and_the_manifest_measures_the_blur(demo, tmp_path):
+    root, manifest = demo
+    slow = tmp_path / "slow"
+    stepped = generate_demo(slow, seed=0, **{**SMALL, "source_step": {"train": 1, "valid": 1, "test": 3}})
+    start, stop = stepped["splits"]["test"]["sources"]["0000"]["source_frames"]
+    assert stop - start == 3 * (14 - 1) + 1  # 14 kept frames, every 3rd source frame
+    assert stepped["source_step"] == {"train": 1, "valid": 1, "test": 3}
+    for split, entry in manifest["splits"].items():
+        # independent check: non-overlapping 7-frame means of the W frames vs the centre frame
+        wide = np.stack([read_png(root / split / "HR" / "W" / "0000" / f"{i:04d}.png") for i in range(14)])
+        values = []
+        for begin in (0, 7):
+            mean = np.rint(wide[begin : begin + 7].astype(np.float64).mean(axis=0))
+            mse = np.mean((mean - wide[begin + 3].astype(np.float64)) ** 2)
+            values.append(10 * np.log10(255.0**2 / mse))
+        assert entry["blur_psnr_db"] == pytest.approx(np.mean(values), abs=0.006), split
+    # a lower frame rate of the same video means more motion per blurry frame
+    assert stepped["splits"]["test"]["blur_psnr_db"] < manifest["splits"]["test"]["blur_psnr_db"]
+
+
+def test_bad_source_step_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="source_step"):
+        generate_demo(tmp_path / "bad", seed=0, **{**SMALL, "source_step": 0})
+    with pytest.raises(ConfigError, match="source_step"):
+        generate_demo(tmp_path / "bad", seed=0, **{**SMALL, "source_step": {"train": 2}})
