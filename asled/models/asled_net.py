@@ -161,6 +161,9 @@ def _resolve_variant(slot: str, variant: str, enabled: bool, choices: tuple[str,
 class AsLeDNet(nn.Module):
     """`forward(blur, ref) -> restored`, all `[B, T, 3, H, W]` in [0, 1]; any H, W."""
 
+    # the layers whose output is added to the input: zeroed by `identity_start` (asled.models.registry)
+    output_layers = ("conv_out",)
+
     uses_reference = True
 
     def __init__(
