@@ -1,0 +1,1 @@
+"""Measurement studies behind the model cards' readings (run as `python -m asled.studies.<name>`)."""
