@@ -197,9 +197,18 @@ def train_settings(params: dict, method: str) -> dict:
     """The dataset's training recipe with the method's overrides applied: first the recipe's own
     (`recipes.<r>.method_overrides`, part of the protocol), then the user's (`method_overrides`)."""
     settings = copy.deepcopy(recipe(params)["train"])
-    settings.update(recipe(params).get("method_overrides", {}).get(method, {}))
+    settings.update(recipe_override(params, "method_overrides", method))
     settings.update(params.get("method_overrides", {}).get(method, {}))
     return settings
+
+
+def recipe_override(params: dict, section: str, method: str) -> dict:
+    """`recipes.<r>.<section>.<method>`, or, when the recipe does not name the method, that of the model it
+    is a variant of (catalogue `variant_of`: every ablation row takes AsLeD-Net's scale and budget)."""
+    from asled.models.registry import family  # reads the catalogue only (no torch)
+
+    overrides = recipe(params).get(section, {})
+    return copy.deepcopy(overrides.get(method, overrides.get(family(method), {})))
 
 
 def model_kwargs(params: dict, method: str) -> dict:
@@ -216,7 +225,7 @@ def model_kwargs(params: dict, method: str) -> dict:
 def model_overrides(params: dict, method: str) -> dict:
     """The recipe's own catalogue kwargs for `method` (its scale and init; no weight files): what Params and
     Time are measured on."""
-    return copy.deepcopy(recipe(params).get("model_overrides", {}).get(method, {}))
+    return recipe_override(params, "model_overrides", method)
 
 
 def job_threads(params: dict, cores: int) -> int:

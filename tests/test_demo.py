@@ -117,9 +117,11 @@ def test_content_is_real_not_noise_and_moves(demo):
         # Natural images are smooth at the pixel scale; noise would correlate near 0.
         assert ncc(first[:, 1:], first[:, :-1]) > 0.8
         assert ncc(first[1:], first[:-1]) > 0.8
-        assert first.std() > 4  # not a flat image either
-        # Frames change over the clip (camera or scene motion), so averaging them blurs; the first
-        # 14 frames of bigbuckbunny.mp4 move little in a 136x104 window, hence the low bar.
+        # Not flat either. Judged over the whole clip: the motion-aware window may open on a plain
+        # background that something (a passing cyclist) then crosses.
+        clip_frames = np.stack([read_png(p) for p in sorted(clip.glob("*.png"))]).astype(np.float64)
+        assert clip_frames.std() > 4
+        # Frames change over the clip (camera or scene motion), so averaging them blurs.
         assert np.abs(first - last).mean() > 0.3
 
 

@@ -142,7 +142,7 @@ def test_reference_use_study_runs_end_to_end(tmp_path):
     import json
 
     from asled.studies import reference_use
-    from tests.test_dataset import make_split
+    from test_dataset import make_split
 
     train = make_split(tmp_path / "train", {"0000": 4}, size=(32, 40))
     valid = make_split(tmp_path / "valid", {"0001": 3}, size=(32, 40))

@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from asled.errors import ConfigError
@@ -38,6 +37,12 @@ def catalog() -> dict[str, dict[str, Any]]:
         if "target" not in entry:
             raise ConfigError(f"{CATALOG_FILE}: model '{name}' has no 'target' (\"module:Class\")")
     return entries
+
+
+def family(name: str) -> str:
+    """The model a catalogue entry is a variant of (`variant_of`, e.g. every Table 2 / Supp. Table 1 row of
+    AsLeD-Net), else the name itself: recipes set a family's scale and budget once."""
+    return entry(name).get("variant_of", name)
 
 
 def model_names() -> list[str]:
@@ -75,12 +80,14 @@ def build_model(name: str, **overrides: Any):
     return model
 
 
-def identity_start(model: torch.nn.Module, name: str = "model") -> None:
+def identity_start(model, name: str = "model") -> None:
     """Zero every parameter of `model.output_layers` (the layers whose output is added to the input)."""
     layers = getattr(model, "output_layers", None)
     if not layers:
         raise ConfigError(f"model '{name}' ({type(model).__name__}) declares no `output_layers`, so "
                           "identity_start cannot start it at the identity; remove identity_start for it")
+    import torch  # here, so that reading the catalogue (Snakemake's DAG build) never imports torch
+
     with torch.no_grad():
         for layer in layers:
             for param in model.get_submodule(layer).parameters():
@@ -96,6 +103,8 @@ def describe(name: str) -> dict[str, Any]:
     spec = entry(name)
     # Built on the meta device: shapes (hence parameter counts) without allocating or initialising
     # weights, so listing a few dozen full-size models stays instant.
+    import torch
+
     with torch.device("meta"):
         model = build_model(name)
     info = {
