@@ -109,8 +109,8 @@ def test_dc_input_is_checked():
         AsLeDNet(**SMALL, dc_input="both")
 
 
-def test_zero_init_output_starts_as_the_identity():
-    model = AsLeDNet(**SMALL, zero_init_output=True)
+def test_identity_start_returns_the_blurry_input():
+    model = build_model("asled_net", **SMALL, identity_start=True)
     blur = clip(0)
     with torch.no_grad():
         assert torch.equal(model(blur, clip(1)), blur)

@@ -31,7 +31,6 @@ from asled.models.blocks import (
     flow_warp,
     residual_block_params,
     residual_stack,
-    zero_init,
 )
 from asled.models.channel_attention import ConcatChannelAttention
 from asled.models.dc import DifferenceCompensation
@@ -201,7 +200,6 @@ class AsLeDNet(nn.Module):
         pcd_levels: int = 3,
         pcd_groups: int = 8,
         concat_res_blocks: int = 1,
-        zero_init_output: bool = False,
     ):
         """Slot variants (the defaults are the paper's model):
         alm_variant: "topk" (ALM, K = `top_k`), "none" (stand-in), "concat_ca" (concat + channel
@@ -214,9 +212,8 @@ class AsLeDNet(nn.Module):
         alm_temperature / alm_learnable_temperature: ALM's softmax temperature T, fixed or a learned
             log T starting at log(alm_temperature);
         dc_input: what DC (and its "concat_ca" replacement) compares F^B_t with: "alm" = F^ALM_t,
-            "ref" = the reference encoder's F^Ref_t of the same time step;
-        zero_init_output: zero the output conv, so the model starts as the identity (output = blurry
-            input) -- an initialisation choice, not in the paper."""
+            "ref" = the reference encoder's F^Ref_t of the same time step.
+        An identity start (output conv zeroed) is the recipe option `identity_start` (registry)."""
         super().__init__()
         c = mid_channels
         if dc_input not in DC_INPUTS:
@@ -259,8 +256,6 @@ class AsLeDNet(nn.Module):
         self.fusion = ConvResidualBlocks(4 * c, c, fusion_blocks)
         self.decoder = residual_stack(decoder_blocks, c)
         self.conv_out = conv3x3(c, 3)
-        if zero_init_output:
-            zero_init(self.conv_out)
         if channels_last:
             # Same numbers up to float rounding, ~1.5x faster 3x3 convs on CPU (oneDNN); activations
             # follow at every ConvResidualBlocks entry (see blocks.match_memory_format).

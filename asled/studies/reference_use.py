@@ -70,7 +70,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "ref_T1": {"model": "asled_net", "kwargs": {"dc_input": "ref", "alm_temperature": 1.0}},
     "alm_Tlearn": {"model": "asled_net", "kwargs": {"dc_input": "alm", "alm_learnable_temperature": True}},
     "ref_Tlearn": {"model": "asled_net", "kwargs": {"dc_input": "ref", "alm_learnable_temperature": True}},
-    "alm_T1_randout": {"model": "asled_net", "kwargs": {"dc_input": "alm", "zero_init_output": False}},
+    "alm_T1_randout": {"model": "asled_net", "kwargs": {"dc_input": "alm", "identity_start": False}},
     "alm_T1_window": {"model": "asled_net", "kwargs": {"dc_input": "alm", "alm_mode": "window", "alm_window": 15}},
     "ref_T1_window": {"model": "asled_net", "kwargs": {"dc_input": "ref", "alm_mode": "window", "alm_window": 15}},
 }
@@ -105,7 +105,7 @@ def small_kwargs(width: int, blocks: int) -> dict[str, Any]:
     return {
         "mid_channels": width, "propagation_blocks": blocks, "decoder_blocks": blocks,
         "encoder_blocks": 1, "dc_blocks": 1, "rmc_refine_blocks": 1, "fusion_blocks": 1,
-        "channels_last": False, "zero_init_output": True,
+        "channels_last": False, "identity_start": True,
     }
 
 
