@@ -81,7 +81,13 @@ def build_model(name: str, **overrides: Any):
 
 
 def identity_start(model, name: str = "model") -> None:
-    """Zero every parameter of `model.output_layers` (the layers whose output is added to the input)."""
+    """Zero every parameter of `model.output_layers` (the layers whose output is added to the input).
+
+    A model whose current configuration cannot be the identity at any weights (e.g. DBN's official
+    sigmoid output) says why in an `identity_start_error` attribute, and the start is refused."""
+    blocked = getattr(model, "identity_start_error", None)
+    if blocked:
+        raise ConfigError(f"model '{name}' ({type(model).__name__}) {blocked}")
     layers = getattr(model, "output_layers", None)
     if not layers:
         raise ConfigError(f"model '{name}' ({type(model).__name__}) declares no `output_layers`, so "
