@@ -135,7 +135,7 @@ REGISTRY: dict[str, WeightSpec] = {
             sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
             size=244408911,
             optional=True,
-            note="torchvision ImageNet AlexNet, the upstream file of the LPIPS trunk (used when lpips_alex is not staged)",
+            note="torchvision ImageNet AlexNet, the upstream LPIPS trunk file (used when lpips_alex is not staged)",
         ),
         WeightSpec(
             "torchvision_vgg16",

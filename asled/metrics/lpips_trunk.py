@@ -79,13 +79,18 @@ def heads(tree: dict, source: str) -> list[np.ndarray]:
     return out
 
 
-def package_heads(net: str) -> list[np.ndarray]:
+def package_heads_path(net: str) -> Path:
     """The `lpips` package's v0.1 linear heads for `net` (the file `lpips.LPIPS(pretrained=True)` loads)."""
     import lpips
+
+    return Path(lpips.__file__).parent / "weights" / "v0.1" / f"{trunk(net).lpips_name}.pth"
+
+
+def package_heads(net: str) -> list[np.ndarray]:
+    """The heads of `package_heads_path(net)` as (1, C, 1, 1) arrays."""
     import torch
 
-    path = Path(lpips.__file__).parent / "weights" / "v0.1" / f"{trunk(net).lpips_name}.pth"
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(package_heads_path(net), map_location="cpu", weights_only=True)
     return [state[f"lin{i}.model.1.weight"].numpy() for i in range(HEADS)]
 
 

@@ -71,23 +71,50 @@ def _read_state(path: Path) -> dict:
 
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same fix
+    except Exception as exc:
         raise AsledError(f"{path}: cannot be read as a torchvision state dict ({exc}); delete it and stage it "
                          "again with `asled weights fetch`") from exc
 
 
-def load_trunk(model, path: Path) -> None:
-    """Copy torchvision `features.<i>.*` tensors from `path` into lpips' `net.slice<k>.<i>.*` (strict)."""
-    state = _read_state(path)
-    weights = {}
-    for key in model.net.state_dict():
-        _, index, param = key.split(".")  # "slice2.3.weight" -> features.3.weight
-        source = f"features.{index}.{param}"
-        if source not in state:
-            raise AsledError(f"{path}: no '{source}' in the file (not this torchvision trunk); delete it and stage "
-                             "it again with `asled weights fetch`")
-        weights[key] = state[source]
-    model.net.load_state_dict(weights, strict=True)
+def _source_key(key: str) -> str:
+    """Where a tensor of `lpips.LPIPS` comes from: `net.slice2.3.weight` -> the trunk's `features.3.weight`;
+    `lins.2.*` (lpips' list of the same heads) -> `lin2.*` of the package's head file; others keep their name."""
+    parts = key.split(".")
+    if parts[0] == "net":
+        return f"features.{parts[2]}.{parts[3]}"
+    if parts[0] == "lins":
+        return ".".join([f"lin{parts[1]}", *parts[2:]])
+    return key
+
+
+def build_lpips(net: str, trunk_path: Path):
+    """`lpips.LPIPS` v0.1 with every tensor loaded strictly: the trunk from `trunk_path`, the linear heads
+    from the lpips package's own file, the input scaling from lpips' constants."""
+    import lpips
+    import torch
+
+    from asled.metrics.lpips_trunk import package_heads_path
+
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        # On the meta device nothing is initialised or downloaded (a random VGG16 init costs seconds a job);
+        # every tensor is then loaded below, and a strict load fails if one were left out.
+        model = lpips.LPIPS(pretrained=False, net=trunk(net).lpips_name, version="0.1", pnet_rand=True,
+                            verbose=False)
+    model = model.to_empty(device="cpu")
+    heads = torch.load(package_heads_path(net), map_location="cpu", weights_only=True)
+    scaling = {f"scaling_layer.{k}": v for k, v in lpips.lpips.ScalingLayer().state_dict().items()}
+    sources = {**_read_state(trunk_path), **heads, **scaling}
+    state = {}
+    for key in model.state_dict():
+        source = _source_key(key)
+        if source not in sources:
+            where = trunk_path if key.startswith("net.") else "the lpips package"
+            raise AsledError(f"{where}: no '{source}' (not the {net} LPIPS model); delete the trunk file and "
+                             "stage it again with `asled weights fetch`")
+        state[key] = sources[source]
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 class LPIPSMetric:
@@ -102,18 +129,11 @@ class LPIPSMetric:
         name, path, reason = trunk_file(net)
         if path is None:
             raise AsledError(reason)
-        import lpips
         import torch
 
         if check_hash:
             _verify(name, path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # pnet_rand=True: lpips builds the trunk without asking torchvision to fetch anything; the
-            # ImageNet weights are loaded below from the local file.
-            model = lpips.LPIPS(pretrained=True, net=trunk(net).lpips_name, version="0.1", pnet_rand=True,
-                                verbose=False)
-        load_trunk(model, path)
+        model = build_lpips(net, path)
         self.net, self.weights = net, name
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
