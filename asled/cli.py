@@ -223,7 +223,7 @@ def cmd_metrics_fr(args) -> None:
         raise DataError(f"{args.dist}: {dist.shape[1]}x{dist.shape[0]} but the reference {args.ref} is "
                         f"{ref.shape[1]}x{ref.shape[0]}; full-reference metrics need images of the same size")
     result = score_pair(ref, dist, border=args.border, y_channel=args.y_channel, lpips=not args.no_lpips,
-                        device=args.device)
+                        lpips_net=args.lpips_net, device=args.device)
     if args.json:
         print(json.dumps(json_safe(result), indent=2))
         return
@@ -547,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
     metrics_fr.add_argument("--border", type=int, default=0, help="pixels cropped from every side (paper: 0)")
     metrics_fr.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 luma (paper: RGB)")
     metrics_fr.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    metrics_fr.add_argument("--lpips-net", choices=["alex", "vgg"], default="alex",
+                            help="LPIPS v0.1 trunk (paper: alex); staged by `asled weights fetch`")
     metrics_fr.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (LPIPS)")
     metrics_fr.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     metrics_fr.add_argument("--json", action="store_true")

@@ -82,6 +82,7 @@ def evaluate(
     border: int = 0,
     y_channel: bool = False,
     lpips: bool = True,
+    lpips_net: str = "alex",
     temporal: bool = True,
     temporal_flow: str = "gt",
     device: str = "auto",
@@ -89,7 +90,8 @@ def evaluate(
     """Score `restored_dir` against `split_dir/gt`; write `out_csv` and `out_csv.with_suffix('.json')`.
 
     Returns {"method", "frames", "psnr", "ssim", "lpips" (float or None), "lpips_unavailable"
-    (reason or None), "warp_error", "warp_error_gt" (the ground truth's own), "warp_pairs",
+    (reason or None), "lpips_net", "lpips_weights" (the staged trunk used), "warp_error", "warp_error_gt"
+    (the ground truth's own), "warp_pairs",
     "temporal_unavailable", "temporal_flow", "border", "y_channel",
     "clips": {clip: {"frames", "psnr", "ssim", "lpips", "warp_error", "warp_error_gt", "warp_pairs"}}}.
     """
@@ -99,7 +101,7 @@ def evaluate(
     if not restored_dir.is_dir():
         raise DataError(f"{restored_dir}: restored frames folder is missing; run the infer step for '{method}'")
     clips = index_split(split_dir)
-    metric, lpips_reason = load_lpips(lpips, device)
+    metric, lpips_reason = load_lpips(lpips, device, lpips_net)
 
     rows: list[dict[str, Any]] = []
     gt_errors: dict[str, list[float | None]] = {}
@@ -168,6 +170,8 @@ def evaluate(
         "ssim": _mean([r["ssim"] for r in rows]),
         "lpips": _mean([r["lpips"] for r in rows]),
         "lpips_unavailable": lpips_reason,
+        "lpips_net": lpips_net,
+        "lpips_weights": metric.weights if metric is not None else None,
         "warp_error": _mean(warp_all),
         "warp_error_gt": _mean([e for errs in gt_errors.values() for e in errs]),
         "warp_pairs": len(warp_all),
