@@ -4,8 +4,9 @@ Protocol (the paper: "PSNR, SSIM, LPIPS on RGB", full frame):
 - PSNR: mean squared error over all pixels and all three channels of the 8-bit images, data range
   255; `inf` for identical images.
 - SSIM: Wang et al. 2004 with an 11x11-support Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
-  population covariance, data range 255, computed per channel and averaged (the MATLAB `ssim` /
-  scikit-image convention; `skimage.metrics.structural_similarity` is called directly).
+  population covariance, data range 255, computed per channel and averaged (BasicSR's convention;
+  `skimage.metrics.structural_similarity` is called directly). `metrics.ssim` selects a peer's
+  convention instead (`matlab3d`, `skimage_default`; see `asled.metrics.conventions`).
 - LPIPS v0.1 with the AlexNet trunk (`lpips` package), inputs scaled to [-1, 1].
 - `border` crops that many pixels from every side first; `y_channel` evaluates PSNR/SSIM on the
   BT.601 luma of MATLAB's `rgb2ycbcr` (Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 for 8-bit
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asled.errors import AsledError
+from asled.metrics.conventions import DEFAULT_SSIM, compute_ssim
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
@@ -68,24 +70,11 @@ def psnr(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bo
     return 10.0 * math.log10(255.0**2 / mse)
 
 
-def ssim(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bool = False) -> float:
-    """SSIM of 8-bit RGB images, per channel then averaged (MATLAB / scikit-image convention)."""
-    from skimage.metrics import structural_similarity
-
+def ssim(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bool = False,
+         convention: str = DEFAULT_SSIM) -> float:
+    """SSIM of 8-bit RGB images under `convention` (`asled.metrics.conventions.SSIM_CONVENTIONS`)."""
     ref, dist = _prepare(ref_u8, dist_u8, border, y_channel)
-    return float(
-        structural_similarity(
-            ref,
-            dist,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=255,
-            K1=0.01,
-            K2=0.03,
-            channel_axis=None if y_channel else 2,
-        )
-    )
+    return compute_ssim(ref, dist, convention)
 
 
 def alexnet_weights_path() -> Path:
@@ -208,17 +197,18 @@ def score_pair(
     *,
     border: int = 0,
     y_channel: bool = False,
+    ssim_convention: str = DEFAULT_SSIM,
     lpips: bool = True,
     device: str = "auto",
 ) -> dict:
     """{"psnr", "ssim", "lpips"} of one image pair; "lpips" None plus "lpips_unavailable" (reason) without it."""
     result = {
         "psnr": psnr(ref_u8, dist_u8, border=border, y_channel=y_channel),
-        "ssim": ssim(ref_u8, dist_u8, border=border, y_channel=y_channel),
+        "ssim": ssim(ref_u8, dist_u8, border=border, y_channel=y_channel, convention=ssim_convention),
     }
     metric, reason = load_lpips(lpips, device)
     result["lpips"] = metric(ref_u8, dist_u8, border=border) if metric is not None else None
     if metric is None:
         result["lpips_unavailable"] = reason
-    result.update(border=border, y_channel=y_channel)
+    result.update(border=border, y_channel=y_channel, ssim_convention=ssim_convention)
     return result
