@@ -28,7 +28,7 @@ from tqdm import tqdm
 from asled.data.dataset import index_split
 from asled.errors import ConfigError, DataError
 from asled.io import read_png, write_text
-from asled.metrics.conventions import DEFAULT_SSIM, SSIM_CONVENTIONS
+from asled.metrics.conventions import DEFAULT_SSIM, check_convention
 from asled.metrics.fr import load_lpips, psnr
 from asled.metrics.fr import ssim as ssim_index
 from asled.metrics.temporal import FLOW_SOURCES, pair_flow, warping_error
@@ -100,8 +100,7 @@ def evaluate(
     restored_dir, split_dir, out_csv = Path(restored_dir), Path(split_dir), Path(out_csv)
     if temporal_flow not in FLOW_SOURCES:
         raise ConfigError(f"metrics.temporal_flow must be one of {FLOW_SOURCES}, got '{temporal_flow}'")
-    if ssim not in SSIM_CONVENTIONS:
-        raise ConfigError(f"metrics.ssim must be one of {', '.join(SSIM_CONVENTIONS)}, got '{ssim}'")
+    check_convention(ssim)
     if not restored_dir.is_dir():
         raise DataError(f"{restored_dir}: restored frames folder is missing; run the infer step for '{method}'")
     clips = index_split(split_dir)

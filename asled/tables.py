@@ -132,11 +132,8 @@ def method_row(params: dict, method: str, spec: TableSpec) -> tuple[dict, dict[s
         ci = bootstrap_ci([v for v, _ in values], [w for _, w in values], resamples=boot["resamples"],
                           confidence=boot["confidence"], seed=boot["seed"])
         row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci["low"], ci["high"]
-    scoring = {_scoring(s) for s in summaries}
-    if len(scoring) > 1:
-        raise DataError(f"{method}: its seeds were evaluated under different conventions {sorted(scoring)} "
-                        "(border, y_channel, ssim); re-run `asled evaluate` for every seed")
-    row["border"], row["y_channel"], row["ssim_convention"] = scoring.pop()
+    row["border"], row["y_channel"], row["ssim_convention"] = _one_convention(
+        {_scoring(s) for s in summaries}, f"the seeds of {method}")
     reasons = {s.get("lpips_unavailable") for s in summaries if s.get("lpips") is None}
     row["lpips_note"] = "; ".join(sorted(r for r in reasons if r)) if "lpips" in row else ""
     if "lpips" in row and row["lpips"] is None:
@@ -176,10 +173,14 @@ def _scoring(summary: dict) -> tuple[int, bool, str]:
 def _protocol(df: pd.DataFrame) -> tuple[int, bool, str]:
     """The one scoring convention of every row; rows scored differently cannot share a table."""
     found = {(int(b), bool(y), str(s)) for b, y, s in zip(df["border"], df["y_channel"], df["ssim_convention"])}
+    return _one_convention(found, "the rows of this table")
+
+
+def _one_convention(found: set[tuple[int, bool, str]], what: str) -> tuple[int, bool, str]:
     if len(found) > 1:
-        raise DataError(f"the rows of this table were evaluated under different conventions {sorted(found)} "
-                        "(border, y_channel, ssim); re-run the evaluate step of every row (snakemake / dvc repro)")
-    return found.pop()
+        raise DataError(f"{what} were evaluated under different conventions {sorted(found)} (border, y_channel, "
+                        "ssim); re-run their evaluate steps (snakemake / dvc repro, or `asled evaluate`)")
+    return next(iter(found))
 
 
 def _add_tests(rows: list[dict], clips: dict[str, dict], params: dict, spec: TableSpec) -> dict:

@@ -78,7 +78,7 @@ def test_recipe_overrides_stay_in_their_recipe(tmp_path):
 
 def test_bad_ssim_convention_lists_the_choices(tmp_path):
     path = write_params(tmp_path, lambda p: p["metrics"].update(ssim="matlab"))
-    with pytest.raises(ConfigError, match="metrics/ssim.*'matlab' is not one of.*gaussian2d.*matlab3d.*skimage_default"):
+    with pytest.raises(ConfigError, match="metrics/ssim.*'matlab' is not one of.*gaussian2d.*matlab3d.*skimage_def"):
         config.load_params(path)
 
 

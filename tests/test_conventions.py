@@ -158,7 +158,7 @@ def test_y_channel_is_matlab_rgb2ycbcr_studio_range(pair):
 
 def test_unknown_convention_names_the_key_and_the_choices(pair, tmp_path):
     ref, dist = pair
-    with pytest.raises(ValueError, match="metrics.ssim must be one of gaussian2d, matlab3d, skimage_default"):
+    with pytest.raises(ConfigError, match="metrics.ssim must be one of gaussian2d, matlab3d, skimage_default"):
         ssim(ref, dist, convention="matlab")
     with pytest.raises(ConfigError, match="metrics.ssim must be one of gaussian2d, matlab3d, skimage_default"):
         evaluate("blur", tmp_path, tmp_path, tmp_path / "m.csv", ssim="matlab")

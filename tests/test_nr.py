@@ -93,12 +93,13 @@ def test_size_rule_is_checked_before_the_metric_runs(monkeypatch):
 
 
 def test_min_sizes_follow_the_block_sizes_of_pyiqa():
-    from asled.metrics.nr import MIN_SIZE, size_reason
-
-    # pyiqa 0.1.16: NIQE's blocks are 96x96 (niqe(block_size_h=96, block_size_w=96)), PIQE's 16x16
     import inspect
 
     from pyiqa.archs import niqe_arch, piqe_arch
+
+    from asled.metrics.nr import MIN_SIZE, size_reason
+
+    # pyiqa 0.1.16: NIQE's blocks are 96x96 (niqe(block_size_h=96, block_size_w=96)), PIQE's 16x16
 
     assert inspect.signature(niqe_arch.niqe).parameters["block_size_h"].default == MIN_SIZE["niqe"].block
     assert inspect.signature(piqe_arch.piqe).parameters["block_size"].default == MIN_SIZE["piqe"].block

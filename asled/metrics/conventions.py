@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from asled.errors import ConfigError
+
 DEFAULT_SSIM = "gaussian2d"
 # convention -> how a table caption names it
 SSIM_CONVENTIONS = {
@@ -40,7 +42,7 @@ C1, C2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
 
 def check_convention(convention: str, key: str = "metrics.ssim") -> None:
     if convention not in SSIM_CONVENTIONS:
-        raise ValueError(f"{key} must be one of {', '.join(SSIM_CONVENTIONS)}, got {convention!r}")
+        raise ConfigError(f"{key} must be one of {', '.join(SSIM_CONVENTIONS)}, got {convention!r}")
 
 
 def compute_ssim(ref: np.ndarray, dist: np.ndarray, convention: str = DEFAULT_SSIM) -> float:
