@@ -247,7 +247,7 @@ def profile_settings(params: dict) -> dict:
 
 # The `metrics` keys that change per-frame scores; the rest (bootstrap, test, ...) only change how
 # tables summarise them, so editing those must not re-run evaluation (Snakemake params, DVC params).
-EVALUATE_METRIC_KEYS = ("border", "y_channel", "lpips", "lpips_net", "temporal", "temporal_flow")
+EVALUATE_METRIC_KEYS = ("border", "y_channel", "ssim", "lpips", "lpips_net", "temporal", "temporal_flow")
 TABLE_METRIC_KEYS = ("bootstrap", "test", "alpha", "compare_to")
 
 

@@ -4,8 +4,9 @@ Protocol (the paper: "PSNR, SSIM, LPIPS on RGB", full frame):
 - PSNR: mean squared error over all pixels and all three channels of the 8-bit images, data range
   255; `inf` for identical images.
 - SSIM: Wang et al. 2004 with an 11x11-support Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
-  population covariance, data range 255, computed per channel and averaged (the MATLAB `ssim` /
-  scikit-image convention; `skimage.metrics.structural_similarity` is called directly).
+  population covariance, data range 255, computed per channel and averaged (BasicSR's convention;
+  `skimage.metrics.structural_similarity` is called directly). `metrics.ssim` selects a peer's
+  convention instead (`matlab3d`, `skimage_default`; see `asled.metrics.conventions`).
 - LPIPS v0.1 (`lpips` package), AlexNet trunk by default (`metrics.lpips_net: vgg` for VGG16), inputs
   scaled to [-1, 1]; the trunk is staged offline (asled/metrics/perceptual.py).
 - `border` crops that many pixels from every side first; `y_channel` evaluates PSNR/SSIM on the
@@ -19,6 +20,8 @@ import math
 
 import numpy as np
 
+from asled.errors import AsledError
+from asled.metrics.conventions import DEFAULT_SSIM, compute_ssim
 from asled.metrics.lpips_trunk import TRUNKS
 from asled.metrics.perceptual import LPIPSMetric, load_lpips
 
@@ -65,24 +68,11 @@ def psnr(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bo
     return 10.0 * math.log10(255.0**2 / mse)
 
 
-def ssim(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bool = False) -> float:
-    """SSIM of 8-bit RGB images, per channel then averaged (MATLAB / scikit-image convention)."""
-    from skimage.metrics import structural_similarity
-
+def ssim(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bool = False,
+         convention: str = DEFAULT_SSIM) -> float:
+    """SSIM of 8-bit RGB images under `convention` (`asled.metrics.conventions.SSIM_CONVENTIONS`)."""
     ref, dist = _prepare(ref_u8, dist_u8, border, y_channel)
-    return float(
-        structural_similarity(
-            ref,
-            dist,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=255,
-            K1=0.01,
-            K2=0.03,
-            channel_axis=None if y_channel else 2,
-        )
-    )
+    return compute_ssim(ref, dist, convention)
 
 
 def score_pair(
@@ -91,6 +81,7 @@ def score_pair(
     *,
     border: int = 0,
     y_channel: bool = False,
+    ssim_convention: str = DEFAULT_SSIM,
     lpips: bool = True,
     lpips_net: str = "alex",
     device: str = "auto",
@@ -98,11 +89,11 @@ def score_pair(
     """{"psnr", "ssim", "lpips"} of one image pair; "lpips" None plus "lpips_unavailable" (reason) without it."""
     result = {
         "psnr": psnr(ref_u8, dist_u8, border=border, y_channel=y_channel),
-        "ssim": ssim(ref_u8, dist_u8, border=border, y_channel=y_channel),
+        "ssim": ssim(ref_u8, dist_u8, border=border, y_channel=y_channel, convention=ssim_convention),
     }
     metric, reason = load_lpips(lpips, device, lpips_net)
     result["lpips"] = metric(ref_u8, dist_u8, border=border) if metric is not None else None
     if metric is None:
         result["lpips_unavailable"] = reason
-    result.update(border=border, y_channel=y_channel, lpips_net=lpips_net)
+    result.update(border=border, y_channel=y_channel, ssim_convention=ssim_convention, lpips_net=lpips_net)
     return result
