@@ -78,10 +78,15 @@ class RefillExtractor(nn.Module):
         padded = F.pad(lr.flatten(0, 1), (0, pw, 0, ph), mode=mode) if ph or pw else lr.flatten(0, 1)
         # Each frame's pyramid once per clip; the windows then index into it.
         pyramid = [x.view(b, t, *x.shape[1:]) for x in self._pyramid(padded)]
-        idx = torch.tensor([refill_window(t, i) for i in frames], device=lr.device)  # [K, 5]
+        # (neighbour, keyframe) pairs to align; at clip ends a window repeats frames, so each distinct
+        # pair is aligned once (the same values as aligning every window slot).
+        pairs = [(n, i) for i in frames for n in refill_window(t, i)]
+        unique = list(dict.fromkeys(pairs))
+        nbr_idx, centre_idx = (torch.tensor(ix, device=lr.device) for ix in zip(*unique))
+        aligned = self.pcd_align([x[:, nbr_idx].flatten(0, 1) for x in pyramid],
+                                 [x[:, centre_idx].flatten(0, 1) for x in pyramid])  # [B*P, C, h, w]
+        slots = torch.tensor([unique.index(p) for p in pairs], device=lr.device)
+        aligned = aligned.view(b, len(unique), *aligned.shape[1:])[:, slots]  # [B, K*5, C, h, w]
         k = len(frames)
-        nbr = [x[:, idx].flatten(0, 2) for x in pyramid]  # [B*K*5, C, h_l, w_l]
-        centre = [x[:, idx[:, WINDOW // 2]].unsqueeze(2).expand(-1, -1, WINDOW, -1, -1, -1).flatten(0, 2) for x in pyramid]
-        aligned = self.pcd_align(nbr, centre).view(b * k, WINDOW, -1, h + ph, w + pw)
-        feats = self.fusion(aligned).view(b, k, -1, h + ph, w + pw)[..., :h, :w]
+        feats = self.fusion(aligned.reshape(b * k, WINDOW, *aligned.shape[2:])).view(b, k, -1, h + ph, w + pw)[..., :h, :w]
         return {i: feats[:, j] for j, i in enumerate(frames)}
