@@ -104,6 +104,13 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def paper_count(model, spec: dict[str, Any]) -> int:
+    """Parameters as the paper counts them for this entry: all, less the submodules its catalogue entry lists
+    under `paper_count_excludes` (e.g. RefVSR's SPyNet, frozen in the official code and so not counted)."""
+    excluded = tuple(f"{prefix}." for prefix in spec.get("paper_count_excludes", ()))
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith(excluded))
+
+
 def describe(name: str) -> dict[str, Any]:
     """What `asled models --json` prints for one model."""
     spec = entry(name)
@@ -120,6 +127,8 @@ def describe(name: str) -> dict[str, Any]:
         "uses_reference": bool(getattr(model, "uses_reference", False)),
         "trainable": count_parameters(model) > 0,
     }
+    if "paper_count_excludes" in spec:
+        info["paper_params"] = paper_count(model, spec)
     for key in ("label", "paper_row", "table", "modules", "description"):
         if key in spec:
             info[key] = spec[key]
