@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-from asled.errors import AsledError
 from asled.metrics.conventions import DEFAULT_SSIM, compute_ssim
 from asled.metrics.lpips_trunk import TRUNKS
 from asled.metrics.perceptual import LPIPSMetric, load_lpips
