@@ -222,8 +222,8 @@ def cmd_metrics_fr(args) -> None:
     if ref.shape != dist.shape:
         raise DataError(f"{args.dist}: {dist.shape[1]}x{dist.shape[0]} but the reference {args.ref} is "
                         f"{ref.shape[1]}x{ref.shape[0]}; full-reference metrics need images of the same size")
-    result = score_pair(ref, dist, border=args.border, y_channel=args.y_channel, lpips=not args.no_lpips,
-                        device=args.device)
+    result = score_pair(ref, dist, border=args.border, y_channel=args.y_channel, ssim_convention=args.ssim,
+                        lpips=not args.no_lpips, lpips_net=args.lpips_net, device=args.device)
     if args.json:
         print(json.dumps(json_safe(result), indent=2))
         return
@@ -480,6 +480,8 @@ def cmd_figures(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from asled.metrics.conventions import DEFAULT_SSIM, SSIM_CONVENTIONS
+
     parser = argparse.ArgumentParser(prog="asled", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -546,7 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
     metrics_fr.add_argument("dist", help="distorted (restored) image, same size")
     metrics_fr.add_argument("--border", type=int, default=0, help="pixels cropped from every side (paper: 0)")
     metrics_fr.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 luma (paper: RGB)")
+    metrics_fr.add_argument("--ssim", choices=list(SSIM_CONVENTIONS), default=DEFAULT_SSIM,
+                            help="SSIM convention (asled/metrics/conventions.py; default: the paper's RGB protocol)")
     metrics_fr.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    metrics_fr.add_argument("--lpips-net", choices=["alex", "vgg"], default="alex",
+                            help="LPIPS v0.1 trunk (paper: alex); staged by `asled weights fetch`")
     metrics_fr.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (LPIPS)")
     metrics_fr.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     metrics_fr.add_argument("--json", action="store_true")

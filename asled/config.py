@@ -54,6 +54,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         validate(params, yaml.safe_load(schema_path.read_text()), source=path)
     check_consistency(params, source=path)
     params.setdefault("method_overrides", {})
+    params["metrics"].setdefault("lpips_net", "alex")
     return params
 
 
@@ -246,7 +247,7 @@ def profile_settings(params: dict) -> dict:
 
 # The `metrics` keys that change per-frame scores; the rest (bootstrap, test, ...) only change how
 # tables summarise them, so editing those must not re-run evaluation (Snakemake params, DVC params).
-EVALUATE_METRIC_KEYS = ("border", "y_channel", "lpips", "temporal", "temporal_flow")
+EVALUATE_METRIC_KEYS = ("border", "y_channel", "ssim", "lpips", "lpips_net", "temporal", "temporal_flow")
 TABLE_METRIC_KEYS = ("bootstrap", "test", "alpha", "compare_to")
 
 

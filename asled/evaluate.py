@@ -1,10 +1,11 @@
 """Full-reference evaluation of restored frames against the ground truth of a prepared split.
 
 For every clip and frame of `split_dir/gt`, `restored_dir/<clip>/<frame>.png` is compared with the
-ground truth by PSNR, SSIM and (when its weights are staged) LPIPS, and consecutive restored frames
-by the flow-warping error (`asled.metrics.temporal`). Writes one CSV row per frame (method, clip,
-frame, psnr, ssim, lpips, warp_error; lpips empty when unavailable; warp_error belongs to the pair
-(frame, next frame) and is empty on a clip's last frame) and a JSON summary beside it.
+ground truth by PSNR, SSIM (under the `metrics.ssim` convention) and (when its weights are staged)
+LPIPS, and consecutive restored frames by the flow-warping error (`asled.metrics.temporal`). Writes
+one CSV row per frame (method, clip, frame, psnr, ssim, lpips, warp_error; lpips empty when
+unavailable; warp_error belongs to the pair (frame, next frame) and is empty on a clip's last frame)
+and a JSON summary beside it.
 
 Means: PSNR / SSIM / LPIPS over all frames of the split (every frame weighs the same), the warping
 error over all consecutive pairs; per-clip means too, with their frame and pair counts (the
@@ -27,7 +28,9 @@ from tqdm import tqdm
 from asled.data.dataset import index_split
 from asled.errors import ConfigError, DataError
 from asled.io import read_png, write_text
-from asled.metrics.fr import load_lpips, psnr, ssim
+from asled.metrics.conventions import DEFAULT_SSIM, check_convention
+from asled.metrics.fr import load_lpips, psnr
+from asled.metrics.fr import ssim as ssim_index
 from asled.metrics.temporal import FLOW_SOURCES, pair_flow, warping_error
 
 CSV_COLUMNS = ("method", "clip", "frame", "psnr", "ssim", "lpips", "warp_error")
@@ -81,7 +84,9 @@ def evaluate(
     *,
     border: int = 0,
     y_channel: bool = False,
+    ssim: str = DEFAULT_SSIM,
     lpips: bool = True,
+    lpips_net: str = "alex",
     temporal: bool = True,
     temporal_flow: str = "gt",
     device: str = "auto",
@@ -89,17 +94,19 @@ def evaluate(
     """Score `restored_dir` against `split_dir/gt`; write `out_csv` and `out_csv.with_suffix('.json')`.
 
     Returns {"method", "frames", "psnr", "ssim", "lpips" (float or None), "lpips_unavailable"
-    (reason or None), "warp_error", "warp_error_gt" (the ground truth's own), "warp_pairs",
-    "temporal_unavailable", "temporal_flow", "border", "y_channel",
+    (reason or None), "lpips_net", "lpips_weights" (the staged trunk used), "warp_error", "warp_error_gt"
+    (the ground truth's own), "warp_pairs",
+    "temporal_unavailable", "temporal_flow", "border", "y_channel", "ssim_convention" (`ssim`),
     "clips": {clip: {"frames", "psnr", "ssim", "lpips", "warp_error", "warp_error_gt", "warp_pairs"}}}.
     """
     restored_dir, split_dir, out_csv = Path(restored_dir), Path(split_dir), Path(out_csv)
     if temporal_flow not in FLOW_SOURCES:
         raise ConfigError(f"metrics.temporal_flow must be one of {FLOW_SOURCES}, got '{temporal_flow}'")
+    check_convention(ssim)
     if not restored_dir.is_dir():
         raise DataError(f"{restored_dir}: restored frames folder is missing; run the infer step for '{method}'")
     clips = index_split(split_dir)
-    metric, lpips_reason = load_lpips(lpips, device)
+    metric, lpips_reason = load_lpips(lpips, device, lpips_net)
 
     rows: list[dict[str, Any]] = []
     gt_errors: dict[str, list[float | None]] = {}
@@ -129,7 +136,7 @@ def evaluate(
                     "clip": clip.name,
                     "frame": Path(frame).stem,
                     "psnr": psnr(gt, restored, border=border, y_channel=y_channel),
-                    "ssim": ssim(gt, restored, border=border, y_channel=y_channel),
+                    "ssim": ssim_index(gt, restored, border=border, y_channel=y_channel, convention=ssim),
                     "lpips": metric(gt, restored, border=border) if metric is not None else None,
                     "warp_error": None,
                 })
@@ -168,6 +175,8 @@ def evaluate(
         "ssim": _mean([r["ssim"] for r in rows]),
         "lpips": _mean([r["lpips"] for r in rows]),
         "lpips_unavailable": lpips_reason,
+        "lpips_net": lpips_net,
+        "lpips_weights": metric.weights if metric is not None else None,
         "warp_error": _mean(warp_all),
         "warp_error_gt": _mean([e for errs in gt_errors.values() for e in errs]),
         "warp_pairs": len(warp_all),
@@ -175,6 +184,7 @@ def evaluate(
         "temporal_flow": temporal_flow,
         "border": border,
         "y_channel": y_channel,
+        "ssim_convention": ssim,
         "restored_dir": str(restored_dir),
         "split_dir": str(split_dir),
         "clips": per_clip,

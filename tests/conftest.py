@@ -41,7 +41,8 @@ def tiny_params() -> dict:
     params["recipes"]["demo"]["test"]["chunk"] = 3
     params["ablations"] = {"table2": ["asled_net_t2_none"], "supp1": ["asled_net_s1_c"]}
     params["recipes"]["demo"]["profile"].update(size=64, frames=2, warmup=0, runs=1)
-    # one small real capture: 2 blurry frames of 3 integrated source frames each (NIQE needs >= 96x96)
+    # one small real capture: 2 blurry frames of 3 integrated source frames each; at 128x96 NIQE (3x3 of its
+    # 96-px blocks, 288x288) is unavailable with that reason, which test_real.py checks
     params["real"].update(captures=["demo_0000"])
     params["real"]["demo"].update(frames=2, width=128, height=96, exposure=3, uw_lead=2)
     return params

@@ -38,6 +38,7 @@ def test_repository_params_are_valid():
         (lambda p: p.update(seeds=[]), "seeds"),
         (lambda p: p["recipes"]["demo"]["train"].update(lr=-1), "recipes/demo/train/lr"),
         (lambda p: p.update(unknown_key=1), "unknown_key"),
+        (lambda p: p["metrics"].update(ssim="matlab"), "metrics/ssim"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, mutate, needle):
@@ -73,3 +74,25 @@ def test_recipe_overrides_stay_in_their_recipe(tmp_path):
     params["dataset"] = "realmcvsr"
     paper = config.train_settings(params, "asled_net")
     assert (paper["iterations"], paper["crop"]) == (300000, 32)
+
+
+def test_bad_ssim_convention_lists_the_choices(tmp_path):
+    path = write_params(tmp_path, lambda p: p["metrics"].update(ssim="matlab"))
+    with pytest.raises(ConfigError, match="metrics/ssim.*'matlab' is not one of.*gaussian2d.*matlab3d.*skimage_def"):
+        config.load_params(path)
+
+
+def test_metric_conventions_re_run_only_evaluation_and_tables():
+    """Every `metrics` key that changes per-frame scores is a parameter of the evaluate step (DVC and
+    Snakemake), and of no step before it; the tables follow through their inputs."""
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    keys = [f"metrics.{k}" for k in config.EVALUATE_METRIC_KEYS]
+    assert {"metrics.ssim", "metrics.y_channel", "metrics.border"} <= set(keys)
+    assert dvc["evaluate"]["params"] == keys
+    for name in ("get_data", "prepare_split", "train", "infer"):
+        stage = dvc.get(name, {}).get("do", dvc.get(name, {}))
+        assert not [p for p in stage.get("params", []) if isinstance(p, str) and p.startswith("metrics")], name
+    assert any("results/metrics" in str(d) for d in dvc["table_table1"]["deps"])
+    params = config.load_params(REPO / "params.yaml")
+    assert set(config.evaluate_settings(params)) == set(config.EVALUATE_METRIC_KEYS)
+    assert "metrics=asled_config.evaluate_settings(config)" in (REPO / "workflow/rules/evaluate.smk").read_text()

@@ -20,7 +20,7 @@ def image(tmp_path, monkeypatch) -> Path:
     # an empty working folder: no data/weights, so only PIQE (no file needed) can run
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "coffee.png"
-    write_png(path, np.ascontiguousarray(skimage.data.coffee()[::2, ::2]))
+    write_png(path, np.ascontiguousarray(skimage.data.coffee()[:288, :384]))  # large enough for NIQE (288x288)
     return path
 
 
@@ -52,3 +52,56 @@ def test_piqe_is_deterministic_and_sees_blur(image):
 def test_unknown_metric_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown no-reference metrics"):
         NRSuite(["niqe", "not_a_metric"])
+
+
+def test_niqe_on_a_128x96_frame_is_unavailable_with_the_block_reason(tmp_path, monkeypatch, capsys):
+    # 128x96 holds one 96x96 NIQE block (3x3 needed): no number, whatever weights are staged (none here)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "small.png"
+    write_png(path, np.ascontiguousarray(skimage.data.astronaut()[100:196, 100:228]))
+    assert main(["metrics", "nr", str(path), "--json", "--metric", "niqe", "--metric", "piqe"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["niqe"]["value"] == "unavailable"
+    reason = metrics["niqe"]["reason"]
+    assert "96x96-pixel blocks" in reason and "288x288" in reason and "128x96 frame holds 1x1" in reason
+    assert isinstance(metrics["piqe"]["value"], float)  # 8x6 of PIQE's 16-px blocks: scored
+
+
+def test_size_rule_is_checked_before_the_metric_runs(monkeypatch):
+    from asled.metrics import nr
+
+    calls = []
+
+    class FakeNIQE:
+        lower_better = True
+
+        def __call__(self, x):
+            import torch
+
+            calls.append(tuple(x.shape[-2:]))
+            return torch.tensor([4.0])
+
+    monkeypatch.setattr(nr, "create", lambda name, device, root: (nr.NRMetric(name, True, FakeNIQE()), ""))
+    suite = NRSuite(["niqe", "piqe", "brisque"])
+    values, reasons = suite.score_with_reasons(np.zeros((96, 128, 3), np.uint8))
+    assert values["niqe"] is None and "niqe" in reasons and calls.count((96, 128)) == 2  # piqe, brisque ran
+    values, reasons = suite.score_with_reasons(np.zeros((288, 288, 3), np.uint8))
+    assert values == {"niqe": 4.0, "piqe": 4.0, "brisque": 4.0} and reasons == {}
+    values, reasons = suite.score_with_reasons(np.zeros((12, 15, 3), np.uint8))
+    assert all(v is None for v in values.values())
+    assert "14x14" in reasons["brisque"] and "16x16" in reasons["piqe"]
+
+
+def test_min_sizes_follow_the_block_sizes_of_pyiqa():
+    import inspect
+
+    from pyiqa.archs import niqe_arch, piqe_arch
+
+    from asled.metrics.nr import MIN_SIZE, size_reason
+
+    # pyiqa 0.1.16: NIQE's blocks are 96x96 (niqe(block_size_h=96, block_size_w=96)), PIQE's 16x16
+
+    assert inspect.signature(niqe_arch.niqe).parameters["block_size_h"].default == MIN_SIZE["niqe"].block
+    assert inspect.signature(piqe_arch.piqe).parameters["block_size"].default == MIN_SIZE["piqe"].block
+    assert size_reason("niqe", 288, 288) == "" and size_reason("niqe", 287, 600) and size_reason("niqe", 192, 192)
+    assert size_reason("musiq", 8, 8) == ""  # resizes its input: no minimum

@@ -93,5 +93,25 @@ def test_tiny_workflow_writes_the_nr_table(tiny_workflow: Path):
             assert value == "unavailable" or np.isfinite(float(value))
     markdown = (repo / "results/tables/table_nr_real.md").read_text()
     assert "PIQE" in markdown and "unavailable" in markdown
+    # 128x96 captures hold one NIQE block: never a number, and the table says why and at what size
+    assert (table["niqe"] == "unavailable").all()
+    assert "niqe unavailable: niqe needs a frame of at least 288x288 pixels" in markdown
+    assert "(full frame 128x96, pyiqa definitions)" in markdown.splitlines()[0]
     assert (repo / "results/tables/table_nr_real.tex").read_text().startswith("%")
     assert (repo / "data/weights/MANIFEST.json").is_file()
+
+
+def test_nr_scores_of_frames_too_small_for_niqe_say_why(tmp_path, monkeypatch):
+    import skimage.data
+
+    from asled.real import score_method
+
+    monkeypatch.chdir(tmp_path)  # no staged weights: PIQE alone runs
+    folder = tmp_path / "restored" / "cap"
+    for k in range(2):
+        write_png(folder / f"{k:04d}.png", np.ascontiguousarray(skimage.data.astronaut()[k * 50:k * 50 + 96, :128]))
+    summary = score_method("blur", {"cap": folder}, tmp_path / "scores.csv", ["niqe", "piqe"])
+    assert summary["sizes"] == ["128x96"]
+    assert summary["metrics"]["niqe"]["value"] is None
+    assert "at least 288x288 pixels" in summary["metrics"]["niqe"]["reason"]
+    assert summary["metrics"]["piqe"]["frames_scored"] == 2

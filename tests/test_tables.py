@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from statistics import mean, stdev
 
 import numpy as np
@@ -153,6 +154,34 @@ def test_ablation_table_tests_against_the_full_model(results, monkeypatch, tmp_p
     df = write_table(params, TABLES["table2"], tmp_path / "t2b")
     assert df["compared_to"].isna().all()
     assert "'asled_net_t2_full' is not a row of this table" in (tmp_path / "t2b.md").read_text()
+
+
+def test_captions_state_the_conventions_the_evaluations_used(table1, results, monkeypatch, tmp_path):
+    prefix, _, params = table1
+    text = prefix.with_suffix(".md").read_text()
+    assert text.startswith("# Table 1: ours on `demo` vs. the paper (RGB, full frame, SSIM 2-D Gaussian)")
+    assert "metrics on RGB, full frame; SSIM 2-D Gaussian 11x11 (sigma 1.5) per channel" in text
+    tex = prefix.with_suffix(".tex").read_text()
+    assert "\\caption{Table 1: ours on demo vs. the paper (RGB, full frame, SSIM 2-D Gaussian)}" in tex
+    # the caption follows the evaluation summaries (what was computed), not params.yaml
+    root = tmp_path / "results"
+    shutil.copytree(results[0], root)
+    monkeypatch.chdir(root)
+    for method in ("blur", "asled_net"):
+        for seed in params["seeds"]:
+            path = config.paths(params).metrics(method, seed).with_suffix(".json")
+            summary = json.loads(path.read_text())
+            summary.update(border=2, y_channel=True, ssim_convention="matlab3d")
+            write_text(path, json.dumps(summary))
+    write_table(params, TABLES["table1"], tmp_path / "t1")
+    text = (tmp_path / "t1.md").read_text()
+    assert "(Y, border 2, SSIM 3-D Gaussian (MATLAB))" in text.splitlines()[0]
+    assert "metrics on Y channel (BT.601 studio range, MATLAB rgb2ycbcr), 2-pixel border cropped; SSIM 3-D" in text
+    # rows scored under different conventions cannot share a table
+    summary.update(ssim_convention="skimage_default")
+    write_text(path, json.dumps(summary))
+    with pytest.raises(DataError, match="evaluated under different conventions"):
+        write_table(params, TABLES["table1"], tmp_path / "t1c")
 
 
 def test_missing_result_is_a_clear_error(results, monkeypatch, tmp_path):

@@ -25,7 +25,7 @@ def in_tmp(tmp_path, monkeypatch) -> Path:
 
 def test_registry_hashes_and_names_agree():
     for spec in REGISTRY.values():
-        assert spec.urls and spec.used_by
+        assert (spec.urls or spec.fallbacks) and spec.used_by
         if spec.sha256:
             assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256)
         if spec.sha256_prefix:

@@ -7,6 +7,11 @@ that stages it. Nothing is downloaded: pyiqa would fetch missing files from its 
 never created before its file is known to be present and verified.
 
 Scores follow pyiqa's definitions (inputs RGB in [0, 1]); `lower_better` says which way is better.
+
+A metric whose estimate needs a minimum frame size (`MIN_SIZE`: NIQE's 96x96 blocks, PIQE's 16x16
+blocks, BRISQUE's window at half scale) is reported as unavailable on a smaller frame, with the reason,
+never as a number; it is not even run there. The deep metrics (TOPIQ-NR, MUSIQ, CLIP-IQA) resize or
+interpolate their inputs in pyiqa, so they have no such limit.
 """
 
 from __future__ import annotations
@@ -29,6 +34,45 @@ DEFAULT_NR = ("niqe", "brisque", "piqe", "topiq_nr", "musiq", "clipiqa")
 EXTRA_OPTIONS = {"topiq_nr": {"backbone_pretrain": False}}
 # Metrics whose pyiqa class takes no path: the file is found under $TORCH_HOME (set to data/weights/torch).
 PATHLESS = {"clipiqa"}
+
+
+@dataclass(frozen=True)
+class MinSize:
+    """A metric needs `blocks` x `blocks` of its `block`-pixel squares across the frame (`why` says why)."""
+
+    block: int
+    blocks: int
+    why: str
+
+    @property
+    def side(self) -> int:
+        return self.block * self.blocks
+
+    def reason(self, name: str, height: int, width: int) -> str:
+        side = self.side
+        if height >= side and width >= side:
+            return ""
+        return (f"{name} needs a frame of at least {side}x{side} pixels: it works on {self.block}x{self.block}-pixel "
+                f"blocks and needs {self.blocks}x{self.blocks} of them ({self.why}); this {width}x{height} frame "
+                f"holds {width // self.block}x{height // self.block}")
+
+
+# Block sizes from pyiqa 0.1.16's implementations (those of the official algorithms); NIQE's 3x3 measured
+# (docs/real_captures.md, "Frame size"): on one block the fitted covariance is zero, and below 3x3 the
+# score scatters by more than a NIQE point with the crop's position and reads well above the whole image's.
+MIN_SIZE = {
+    "niqe": MinSize(96, 3, "with fewer, the Gaussian it fits to the block features is degenerate or unstable: "
+                           "measured, 2x2 blocks scatter by 1.3-1.9 NIQE points and read 2.4-2.8 higher than "
+                           "the whole image"),
+    "piqe": MinSize(16, 1, "a smaller frame has no block to score"),
+    "brisque": MinSize(7, 2, "its 7x7 Gaussian window must still fit the frame at the second, half scale"),
+}
+
+
+def size_reason(name: str, height: int, width: int) -> str:
+    """"" when `name` gives a meaningful score on a height x width frame, else why it cannot."""
+    rule = MIN_SIZE.get(name)
+    return rule.reason(name, height, width) if rule else ""
 
 
 @dataclass
@@ -109,15 +153,23 @@ class NRSuite:
                 self.metrics[name] = metric
 
     def score(self, image_u8: np.ndarray) -> dict[str, float | None]:
+        return self.score_with_reasons(image_u8)[0]
+
+    def score_with_reasons(self, image_u8: np.ndarray) -> tuple[dict[str, float | None], dict[str, str]]:
+        """({metric: value or None}, {metric: why it is None}) for one 8-bit RGB image."""
         values: dict[str, float | None] = {}
+        reasons: dict[str, str] = {}
+        height, width = image_u8.shape[:2]
         for name in self.names:
-            if name not in self.metrics:
-                values[name] = None
-                continue
-            value = self.metrics[name](image_u8)
-            # A non-finite score (e.g. too few patches in a tiny image) is not a number to report.
-            values[name] = value if math.isfinite(value) else None
-        return values
+            # the frame's size first: too small a frame has no meaningful score, staged weights or not
+            reason = size_reason(name, height, width) or self.unavailable.get(name, "")
+            value = None if reason else self.metrics[name](image_u8)
+            if value is not None and not math.isfinite(value):
+                value, reason = None, f"{name} returned a non-finite score on this {width}x{height} image"
+            values[name] = value
+            if reason:
+                reasons[name] = reason
+        return values, reasons
 
     def describe(self) -> dict[str, dict]:
         out = {}
@@ -144,13 +196,11 @@ def score_image(path: str | Path, names: list[str] | tuple[str, ...] = DEFAULT_N
             raise AsledError(f"{path}: not a readable image; pass an 8-bit PNG/JPEG/BMP file")
         image = np.ascontiguousarray(raw[:, :, ::-1])
     suite = NRSuite(names, device)
-    values = suite.score(image)
+    values, reasons = suite.score_with_reasons(image)
     result = {"image": str(path), "size": [int(image.shape[1]), int(image.shape[0])], "metrics": {}}
     for name, info in suite.describe().items():
-        if info["available"] and values[name] is not None:
+        if values[name] is not None:
             result["metrics"][name] = {"value": values[name], "lower_better": info["lower_better"]}
-        elif info["available"]:
-            result["metrics"][name] = {"value": "unavailable", "reason": f"{name} returned a non-finite score on this image"}
         else:
-            result["metrics"][name] = {"value": "unavailable", "reason": info["reason"]}
+            result["metrics"][name] = {"value": "unavailable", "reason": reasons[name]}
     return result

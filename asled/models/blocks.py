@@ -31,10 +31,12 @@ def zero_init(conv: nn.Conv2d) -> nn.Conv2d:
 
 
 class ResidualBlock(nn.Module):
-    """conv-ReLU-conv plus identity, no normalisation (EDSR / BasicVSR style)."""
+    """conv-ReLU-conv plus identity, no normalisation (EDSR / BasicVSR style); `negative_slope > 0`
+    makes the activation LeakyReLU(negative_slope) (DSTNet's own `ResidualBlockNoBN`: slope 0.1)."""
 
-    def __init__(self, channels: int = 64):
+    def __init__(self, channels: int = 64, negative_slope: float = 0.0):
         super().__init__()
+        self.negative_slope = negative_slope
         self.conv1 = conv3x3(channels, channels)
         self.conv2 = conv3x3(channels, channels)
         # Deep stacks (30+ blocks in a row) of unit-gain residual branches blow up activations at
@@ -45,8 +47,11 @@ class ResidualBlock(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # In place is safe: conv1's backward needs its input, not its output, and saves a full-size copy.
-        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
+        # In place is safe: conv1's backward needs its input, not its output, and saves a full-size copy
+        # (in-place LeakyReLU's backward reads its output, which works for a positive slope).
+        y = self.conv1(x)
+        y = F.leaky_relu(y, self.negative_slope, inplace=True) if self.negative_slope else F.relu(y, inplace=True)
+        return x + self.conv2(y)
 
 
 class LeakyResidualBlock(nn.Module):

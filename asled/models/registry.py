@@ -81,7 +81,13 @@ def build_model(name: str, **overrides: Any):
 
 
 def identity_start(model, name: str = "model") -> None:
-    """Zero every parameter of `model.output_layers` (the layers whose output is added to the input)."""
+    """Zero every parameter of `model.output_layers` (the layers whose output is added to the input).
+
+    A model whose current configuration cannot be the identity at any weights (e.g. DBN's official
+    sigmoid output) says why in an `identity_start_error` attribute, and the start is refused."""
+    blocked = getattr(model, "identity_start_error", None)
+    if blocked:
+        raise ConfigError(f"model '{name}' ({type(model).__name__}) {blocked}")
     layers = getattr(model, "output_layers", None)
     if not layers:
         raise ConfigError(f"model '{name}' ({type(model).__name__}) declares no `output_layers`, so "
@@ -96,6 +102,13 @@ def identity_start(model, name: str = "model") -> None:
 
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def paper_count(model, spec: dict[str, Any]) -> int:
+    """Parameters as the paper counts them for this entry: all, less the submodules its catalogue entry lists
+    under `paper_count_excludes` (e.g. RefVSR's SPyNet, frozen in the official code and so not counted)."""
+    excluded = tuple(f"{prefix}." for prefix in spec.get("paper_count_excludes", ()))
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith(excluded))
 
 
 def describe(name: str) -> dict[str, Any]:
@@ -114,6 +127,8 @@ def describe(name: str) -> dict[str, Any]:
         "uses_reference": bool(getattr(model, "uses_reference", False)),
         "trainable": count_parameters(model) > 0,
     }
+    if "paper_count_excludes" in spec:
+        info["paper_params"] = paper_count(model, spec)
     for key in ("label", "paper_row", "table", "modules", "description"):
         if key in spec:
             info[key] = spec[key]

@@ -20,6 +20,8 @@ rule evaluate:
     input:
         restored=str(PATHS.restored("{method}", "{seed}")),
         test=prepared("test"),
+        # LPIPS's trunk is staged by fetch_weights: evaluating before it would report LPIPS unavailable
+        weights="data/weights/MANIFEST.json",
     output:
         frames=str(PATHS.metrics("{method}", "{seed}")),
         summary=metrics_summary("{method}", "{seed}"),
