@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from asled.errors import DataError
-from asled.models.blocks import LeakyResidualBlock, conv1x1, conv3x3
+from asled.models.blocks import LeakyResidualBlock, conv1x1, conv3x3, register_imagenet_stats
 
 # The official rotation factor, written as the decimal 1.0472 (pi/3 = 1.04719755...): an affine channel of
 # 1 +- 1 rotates by about -+60 degrees. Kept as written so the sampled positions match (model card: D4).
@@ -65,8 +65,7 @@ class FeatureMatching(nn.Module):
         # VGG19 features[0:4] (conv1_1, ReLU, conv1_2, ReLU): the depth RefVSR uses at x4.
         self.vgg = nn.Sequential(conv3x3(3, 64), nn.ReLU(), conv3x3(64, 64), nn.ReLU())
         self.map = conv_act(64, 16, 1)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        register_imagenet_stats(self)
         if vgg_weights:
             self.load_vgg(vgg_weights)
 

@@ -131,3 +131,10 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "replicate") -> 
         lead = x.shape[:-3]
         x = F.pad(x.reshape(-1, *x.shape[-3:]), (0, pw, 0, ph), mode=mode).reshape(*lead, x.shape[-3], h + ph, w + pw)
     return x, (h, w)
+
+
+def register_imagenet_stats(module: nn.Module) -> None:
+    """Non-persistent `mean` / `std` buffers [1, 3, 1, 1] of ImageNet, which pretrained trunks (SPyNet, VGG)
+    expect their RGB [0, 1] inputs normalised by."""
+    module.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+    module.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)

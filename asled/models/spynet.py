@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from asled.errors import DataError
-from asled.models.blocks import flow_warp, zero_init
+from asled.models.blocks import flow_warp, register_imagenet_stats, zero_init
 
 LEVELS = 6  # pyramid levels; the coarsest is 1/32 of the (resized) input
 MULTIPLE = 2 ** (LEVELS - 1)
@@ -55,8 +55,7 @@ class SPyNet(nn.Module):
         super().__init__()
         self.basic_module = nn.ModuleList(SPyNetLevel() for _ in range(LEVELS))
         # ImageNet statistics: the published SPyNet weights expect inputs normalised this way.
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        register_imagenet_stats(self)
         if weights:
             self.load_weights(weights)
 
