@@ -426,6 +426,9 @@ def _write_clip(
 # ------------------------------------------------------------------------------- real captures
 
 CAPTURE_VIDEO = "bigbuckbunny.mp4"  # content the demo's training split never sees
+# Native 1280x720, not the test split's 0.5: NIQE needs a W frame of at least 288x288 (3x3 of its 96-px
+# blocks; docs/real_captures.md), and W's source window is twice the frame (UW sees the wider field of view).
+CAPTURE_SCALE = 1.0
 # W and UW go to different containers and codecs on purpose: ingestion must not assume either.
 CAPTURE_FILES = {"W": ("W.mp4", "mp4v"), "UW": ("UW.avi", "MJPG")}
 
@@ -435,9 +438,9 @@ def generate_real_captures(
     captures: list[str],
     *,
     seed: int = 0,
-    width: int = 192,
-    height: int = 112,
-    frames: int = 6,
+    width: int = 384,
+    height: int = 288,
+    frames: int = 3,
     exposure: int = 7,
     uw_lead: int = 3,
 ) -> dict:
@@ -460,7 +463,7 @@ def generate_real_captures(
         raise ConfigError("real.captures is empty; name at least one capture to generate")
     if frames < 1 or exposure < 1 or uw_lead < 0:
         raise ConfigError(f"real.demo: frames and exposure must be >= 1 and uw_lead >= 0, got {frames}, {exposure}, {uw_lead}")
-    video = _load_video(_video_path(CAPTURE_VIDEO), VIDEO_SCALE[CAPTURE_VIDEO])
+    video = _load_video(_video_path(CAPTURE_VIDEO), CAPTURE_SCALE)
     span = uw_lead + frames * exposure  # source frames one capture covers
     starts = [s + uw_lead for s in _segments(video, span)]
     if not starts:
