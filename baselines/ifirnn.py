@@ -17,8 +17,12 @@ times on (frame, updated hidden state); its last iteration's F_L output is the r
 hidden state is carried forward through the clip (causal, one direction). As in the port, the output is
 the reconstruction itself, with no global residual to the input frame.
 
-Adaptations for the benchmark interface: `ref` is ignored; the hidden state starts at zero; inputs are
-replicate-padded to a multiple of 4 (two stride-2 convs) and cropped back.
+At a clip's first frame there is no hidden state yet: as in the port, the first cell then takes its own
+features in its place ([F_B(frame), F_B(frame)]; `initial_hidden="features"`), or, with
+`initial_hidden="zeros"`, a zero hidden state.
+
+Adaptations for the benchmark interface: `ref` is ignored; inputs are replicate-padded to a multiple of 4
+(two stride-2 convs) and cropped back (the port has no padding).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import torch
 from torch import nn
 
 from asled.models.blocks import ResidualBlock, conv3x3, pad_to_multiple
+
+INITIAL_HIDDEN = ("features", "zeros")
 
 
 class RNNCell(nn.Module):
@@ -52,8 +58,12 @@ class RNNCell(nn.Module):
             else None
         )
 
-    def forward(self, frame: torch.Tensor, hidden: torch.Tensor, emit: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
-        feat = self.f_r(torch.cat([self.f_b(frame), hidden], dim=1))
+    def forward(
+        self, frame: torch.Tensor, hidden: torch.Tensor | None, emit: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """`hidden=None` (a clip's first step, `initial_hidden="features"`): the frame's features stand in."""
+        feat = self.f_b(frame)
+        feat = self.f_r(torch.cat([feat, feat if hidden is None else hidden], dim=1))
         out = self.f_l(feat) if emit else None
         return out, self.f_h(feat)
 
@@ -68,12 +78,17 @@ class IFIRNN(nn.Module):
 
     def __init__(
         self, channels: int = 16, num_blocks: int = 6, dual_cell: bool = True, intra_iters: int = 3,
-        global_residual: bool = False,
+        global_residual: bool = False, initial_hidden: str = "features",
     ):
         """`global_residual=True` adds the blurry frame to the cell's output (not in the official model,
         which predicts the sharp frame directly; a demo option so that `identity_start` can start it at
-        the identity, see docs/model_card_baselines.md)."""
+        the identity, see docs/model_card_baselines.md). `initial_hidden`: what stands in for the hidden
+        state at a clip's first frame, "features" (the port's) or "zeros"."""
         super().__init__()
+        if initial_hidden not in INITIAL_HIDDEN:
+            raise ValueError(f"IFIRNN: initial_hidden must be one of {INITIAL_HIDDEN}, got {initial_hidden!r}; "
+                             "fix the model's kwargs in asled/models/catalog.yaml")
+        self.initial_hidden = initial_hidden
         self.global_residual = global_residual
         if intra_iters < 1:
             raise ValueError(f"IFIRNN: intra_iters must be >= 1, got {intra_iters}")
@@ -87,7 +102,7 @@ class IFIRNN(nn.Module):
         b, t, _, h, w = blur.shape
         x, _ = pad_to_multiple(blur, 4)
         hp, wp = x.shape[-2:]
-        hidden = x.new_zeros(b, 4 * self.channels, hp // 4, wp // 4)
+        hidden = x.new_zeros(b, 4 * self.channels, hp // 4, wp // 4) if self.initial_hidden == "zeros" else None
         outputs = []
         for i in range(t):
             frame = x[:, i]

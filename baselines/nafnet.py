@@ -16,9 +16,10 @@ decoder blocks [1, 1, 1, 1]; 67.9 M parameters):
     start at zero, as in the official code, so every block starts as an identity (their branches'
     weights then get zero, not missing, gradients at the first step).
 
-Adaptations for the benchmark interface: frames are restored independently (T folded into the batch),
-`ref` is ignored, and inputs are replicate-padded to a multiple of 2^levels and cropped back (the
-official code zero-pads; replicate padding avoids a dark border at the crop edge).
+Adaptations for the benchmark interface: frames are restored independently (T folded into the batch)
+and `ref` is ignored. Inputs are padded at the bottom/right to a multiple of 2^levels and cropped back:
+zeros by default, as the official `check_image_size`, or `pad_mode="replicate"` (no dark band for the
+network to see at the bottom/right edge; it changes the whole output when H or W is not a multiple).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from torch import nn
 
 from asled.errors import ConfigError
 from asled.models.blocks import pad_to_multiple
+
+PAD_MODES = ("constant", "replicate")
 
 
 class LayerNorm2d(nn.Module):
@@ -89,8 +92,13 @@ class NAFNet(nn.Module):
         enc_blocks: tuple[int, ...] | list[int] = (1, 1, 1, 28),
         middle_blocks: int = 1,
         dec_blocks: tuple[int, ...] | list[int] = (1, 1, 1, 1),
+        pad_mode: str = "constant",
     ):
         super().__init__()
+        if pad_mode not in PAD_MODES:
+            raise ConfigError(f"NAFNet: pad_mode must be one of {PAD_MODES}, got {pad_mode!r}; "
+                              "fix the model's kwargs in asled/models/catalog.yaml")
+        self.pad_mode = pad_mode
         if len(enc_blocks) != len(dec_blocks):
             raise ConfigError(
                 f"NAFNet: enc_blocks {list(enc_blocks)} and dec_blocks {list(dec_blocks)} need the same length; "
@@ -128,5 +136,5 @@ class NAFNet(nn.Module):
     def forward(self, blur: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         if blur.dim() != 5 or blur.shape[2] != 3:
             raise ValueError(f"NAFNet expects blur as [B, T, 3, H, W], got {tuple(blur.shape)}")
-        frames, (h, w) = pad_to_multiple(blur.flatten(0, 1), self.multiple)
+        frames, (h, w) = pad_to_multiple(blur.flatten(0, 1), self.multiple, mode=self.pad_mode)
         return self.restore(frames)[..., :h, :w].reshape(blur.shape)

@@ -17,9 +17,11 @@ Written from the structure of the official code (swz30/Restormer, `restormer_arc
   * GDFN (gated-Dconv feed-forward): 1x1 conv to 2 * hidden channels (hidden = int(2.66 * C)),
     depthwise 3x3, GELU(first half) * second half, 1x1 conv back.
 
-Adaptations for the benchmark interface: frames are restored independently (T folded into the batch),
-`ref` is ignored, and inputs are replicate-padded to a multiple of 8 (three stride-2 levels) and
-cropped back (the official test script reflect-pads to the same multiple).
+Adaptations for the benchmark interface: frames are restored independently (T folded into the batch)
+and `ref` is ignored. Inputs are padded at the bottom/right to a multiple of 8 (three stride-2 levels)
+and cropped back: mirrored by default, as the official test script (`Motion_Deblurring/test.py`,
+`F.pad(..., 'reflect')`), or `pad_mode="replicate"` (it changes the whole output when H or W is not a
+multiple of 8).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from torch import nn
 
 from asled.errors import ConfigError
 from asled.models.blocks import pad_to_multiple
+
+PAD_MODES = ("reflect", "replicate")
 
 
 class ChannelLayerNorm(nn.Module):
@@ -117,8 +121,13 @@ class Restormer(nn.Module):
         ffn_expansion_factor: float = 2.66,
         bias: bool = False,
         layer_norm_bias: bool = True,
+        pad_mode: str = "reflect",
     ):
         super().__init__()
+        if pad_mode not in PAD_MODES:
+            raise ConfigError(f"Restormer: pad_mode must be one of {PAD_MODES}, got {pad_mode!r}; "
+                              "fix the model's kwargs in asled/models/catalog.yaml")
+        self.pad_mode = pad_mode
         if len(num_blocks) != 4 or len(heads) != 4:
             raise ConfigError(
                 f"Restormer: num_blocks {list(num_blocks)} and heads {list(heads)} need 4 levels each; "
@@ -172,5 +181,10 @@ class Restormer(nn.Module):
     def forward(self, blur: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         if blur.dim() != 5 or blur.shape[2] != 3:
             raise ValueError(f"Restormer expects blur as [B, T, 3, H, W], got {tuple(blur.shape)}")
-        frames, (h, w) = pad_to_multiple(blur.flatten(0, 1), 8)
+        h, w = blur.shape[-2:]
+        # a mirror cannot reach further than the frame is wide (the official script fails the same way)
+        if self.pad_mode == "reflect" and (-h % 8 >= h or -w % 8 >= w):
+            raise ValueError(f"Restormer: a {h}x{w} frame is too small to reflect-pad to a multiple of 8; "
+                             "use pad_mode: replicate for frames this small")
+        frames, (h, w) = pad_to_multiple(blur.flatten(0, 1), 8, mode=self.pad_mode)
         return self.restore(frames)[..., :h, :w].reshape(blur.shape)

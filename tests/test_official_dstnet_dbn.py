@@ -19,13 +19,11 @@ docs/model_card_baselines.md). No official code is in the repository.
 
 from __future__ import annotations
 
-import ast
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from official_fixtures import load_fixture, max_diff, with_weights
 
 from asled.config import load_params, model_overrides
 from asled.errors import ConfigError
@@ -35,39 +33,7 @@ from baselines.dbn import DBN
 from baselines.dstnet import DSTNet
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO / "tests" / "fixtures" / "official"
 TOL = 1e-9
-
-
-def load_fixture(name: str) -> tuple[dict, torch.Tensor, dict, dict]:
-    """(config kwargs, input clip [B, T, 3, H, W] float64, our weights by name, {key: official output})."""
-    data = np.load(FIXTURES / f"{name}.npz")
-    config = ast.literal_eval(str(data["config"]))
-    clip = torch.from_numpy(data["input_u8"].astype(np.float64) / 255.0)
-    flat = {"16": data["weights16"].astype(np.float64), "64": data["weights64"]}
-    start = {"16": 0, "64": 0}
-    state = {}
-    for layer, kind, shape in json.loads(str(data["manifest"])):  # [name, "16" | "64", shape]
-        size = int(np.prod(shape))
-        state[layer] = torch.from_numpy(flat[kind][start[kind]:start[kind] + size].reshape(shape))
-        start[kind] += size
-    assert all(start[k] == flat[k].size for k in flat), f"{name}.npz: manifest and weights disagree"
-    outputs = {k: torch.from_numpy(data[k]) for k in data.files if k.startswith("output")}
-    return config, clip, state, outputs
-
-
-def with_weights(model: torch.nn.Module, state: dict) -> torch.nn.Module:
-    """Every weight of the model from the fixture (batch-norm step counters excepted), strictly."""
-    own = model.double().state_dict()
-    left = {k for k in own if k not in state and not k.endswith("num_batches_tracked")}
-    assert not left and set(state) <= set(own), f"not in the fixture: {left}; not in the model: {set(state) - set(own)}"
-    model.load_state_dict({**own, **state})
-    return model
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return (a - b).abs().max().item()
 
 
 def test_dstnet_reproduces_the_official_forward():

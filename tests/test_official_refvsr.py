@@ -14,18 +14,16 @@ and the adaptations applied to the official network from outside: docs/model_car
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from official_fixtures import FIXTURES
 from torch import nn
 
 from asled.models import build_model
 from asled.models.blocks import flow_warp
 from baselines.refvsr_alignment import official_warp
-
-FIXTURES = Path(__file__).parent / "fixtures" / "official"
 
 
 class StandInFlow(nn.Module):
