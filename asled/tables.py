@@ -40,7 +40,7 @@ __all__ = [
 
 UNAVAILABLE = "unavailable"
 # model_overrides keys that set up training rather than the model's scale (named separately in the notes)
-SETUP_KWARGS = ("identity_start", "global_residual", "dc_input", "spynet_weights", "output_sigmoid")
+SETUP_KWARGS = ("identity_start", "global_residual", "dc_input", "spynet_weights", "output_sigmoid", "is_low_res_input")
 # metric -> the per-clip count its clip means are weighted by (frames; pairs of consecutive frames)
 WEIGHT_KEYS = {"psnr": "frames", "ssim": "frames", "lpips": "frames", "warp_error": "warp_pairs"}
 TEST_NAMES = {"wilcoxon": "two-sided Wilcoxon signed-rank test", "ttest": "two-sided paired t-test"}
@@ -354,6 +354,8 @@ def training_notes(params: dict, methods: list[str]) -> list[str]:
                 parts.append(text.format(kwargs[key]) if "{}" in text else text)
         if "output_sigmoid" in kwargs:  # DBN: the official output is sigmoid(centre + F15)
             parts.append("output sigmoid" if kwargs["output_sigmoid"] else "no output sigmoid (output_sigmoid=false)")
+        if kwargs.get("is_low_res_input") is False:  # BasicVSR++: not the paper's SR layout
+            parts.append("1/4-scale deblurring layout (is_low_res_input=false)")
         if "spynet" in train:
             parts.append(f"SPyNet {train['spynet']}")
         parts.append(f"{train['iterations']} it x batch {train['batch_size']} x {train['frames']} frames x "

@@ -1,28 +1,38 @@
-"""BasicVSR++ (Chan et al., CVPR 2022), deblurring configuration of mmagic / BasicSR `BasicVSRPlusPlus`.
+"""BasicVSR++ (Chan et al., CVPR 2022) as mmagic / BasicSR `BasicVSRPlusPlus` computes it.
 
-Configuration: 64 channels, 15 residual blocks per propagation branch, `is_low_res_input=False` (the
-model the BasicVSR++ authors trained for video deblurring, ~9.76 M parameters; the AsLeD-Net paper
-prints 9.5 M). Data flow for a clip of T frames at H x W (padded to a multiple of 4, cropped back):
+Two configurations of one class (catalogue `basicvsr_pp` and `basicvsr_pp_deblur`):
 
-  * features: conv 3->64 stride 2, LeakyReLU, conv 64->64 stride 2, LeakyReLU, conv + 5 residual blocks
-    (so the recurrence runs at H/4 x W/4);
-  * SPyNet flows between neighbouring frames of the clip downsampled x4 (bicubic);
+  * `is_low_res_input=True` (default, the paper's configuration): the official super-resolution layout
+    (features and flows at the input resolution) with its upsampler replaced by convolutions, as the
+    AsLeD-Net paper did for its SR baselines: each conv + pixel-shuffle x2 stage becomes a 3x3 conv
+    C -> C, and the global residual is the input frame instead of its bilinear x4 upsampling. At 64
+    channels and 15 blocks per branch: 9,464,751 parameters, the paper's 9.5 M;
+  * `is_low_res_input=False`: the authors' deblurring model (BasicVSR_PlusPlus
+    `basicvsr_plusplus_deblur_{dvd,gopro}.py`: 64 channels, 15 blocks), 9,760,175 parameters. Two
+    stride-2 convs take the features to 1/4 scale (flows on the clip bicubically downsampled x4), and
+    the pixel-shuffle stages only return to the input size, so they are kept. Inputs are
+    replicate-padded to a multiple of 4 and cropped back.
+
+Data flow for a clip of T frames:
+
+  * features: conv + 5 residual blocks (after the two stride-2 convs in the deblurring layout);
+  * SPyNet flows between neighbouring frames, at the feature resolution;
   * second-order grid propagation: four branches in turn (backward_1, forward_1, backward_2,
     forward_2); at each step a branch aligns its states from steps n-1 and n-2 to the current frame
-    with flow-guided deformable alignment and updates the state with conv + 15 residual blocks on
-    [spatial feature, the earlier branches' features of this frame, aligned state];
+    with flow-guided deformable alignment and updates the state with conv + `num_blocks` residual
+    blocks on [spatial feature, the earlier branches' features of this frame, aligned state];
   * flow-guided deformable alignment: the n-1 and n-2 states are pre-warped with their flows (the n-2
     flow is composed through n-1); a conv net on [warped n-1, current feature, warped n-2, both flows]
     predicts offset residuals (bounded by 10 * tanh) added to the flows and sigmoid masks for a
     modulated 3x3 deformable conv (16 deformable groups) over the unwarped [n-1, n-2] states. The last
     offset conv is zero-initialised, so alignment starts as plain flow warping;
-  * reconstruction: conv + 5 residual blocks on all five feature sets, two conv + pixel-shuffle x2
-    stages back to H x W, conv_hr, conv_last, plus the input frame.
+  * reconstruction: conv + 5 residual blocks on all five feature sets, two upsampling stages (or their
+    conv stand-ins), conv_hr, conv_last, plus the input frame.
 
-The pixel-shuffle stages here only undo the stride-2 feature extraction (input and output share one
-resolution), so nothing is replaced. Deformable convolution is `torchvision.ops.deform_conv2d` on every
-device: unlike a public port that skips alignment without CUDA, the architecture never depends on
-the device.
+Deformable convolution is `torchvision.ops.deform_conv2d` on every device: unlike a public port that
+skips alignment without CUDA, the architecture never depends on the device. The official head is 64
+channels wide whatever `mid_channels` is; here it follows `mid_channels` (the same at 64; only the
+reduced demo scale differs).
 """
 
 from __future__ import annotations
@@ -105,17 +115,23 @@ class BasicVSRPlusPlus(nn.Module):
         max_residue_magnitude: float = 10.0,
         spynet_weights: str | None = None,
         freeze_spynet: bool = False,
+        is_low_res_input: bool = True,
     ):
         super().__init__()
         c = mid_channels
+        self.is_low_res_input = is_low_res_input
+        self.scale = 1 if is_low_res_input else 4  # input pixels per feature pixel (each side)
         self.spynet = build_spynet(spynet_weights, freeze_spynet)
-        self.feat_extract = nn.Sequential(
-            nn.Conv2d(3, c, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.1),
-            nn.Conv2d(c, c, 3, stride=2, padding=1),
-            nn.LeakyReLU(0.1),
-            ConvResidualBlocks(c, c, 5),
-        )
+        if is_low_res_input:
+            self.feat_extract = ConvResidualBlocks(3, c, 5)
+        else:
+            self.feat_extract = nn.Sequential(
+                nn.Conv2d(3, c, 3, stride=2, padding=1),
+                nn.LeakyReLU(0.1),
+                nn.Conv2d(c, c, 3, stride=2, padding=1),
+                nn.LeakyReLU(0.1),
+                ConvResidualBlocks(c, c, 5),
+            )
         self.deform_align = nn.ModuleDict(
             {name: SecondOrderDeformableAlignment(c, deform_groups, 3, max_residue_magnitude) for name in BRANCHES}
         )
@@ -123,8 +139,9 @@ class BasicVSRPlusPlus(nn.Module):
             {name: ConvResidualBlocks((2 + i) * c, c, num_blocks) for i, name in enumerate(BRANCHES)}
         )
         self.reconstruction = ConvResidualBlocks(5 * c, c, 5)
-        self.upsample1 = PixelShuffleUp(c)
-        self.upsample2 = PixelShuffleUp(c)
+        # SR layout: the x2 upsamplers become same-resolution convs (the paper's "upsampler -> conv").
+        self.upsample1 = conv3x3(c, c) if is_low_res_input else PixelShuffleUp(c)
+        self.upsample2 = conv3x3(c, c) if is_low_res_input else PixelShuffleUp(c)
         self.conv_hr = conv3x3(c, c)
         self.conv_last = conv3x3(c, 3)
 
@@ -159,12 +176,15 @@ class BasicVSRPlusPlus(nn.Module):
         if blur.dim() != 5 or blur.shape[2] != 3:
             raise ValueError(f"BasicVSRPlusPlus expects blur as [B, T, 3, H, W], got {tuple(blur.shape)}")
         b, t, _, h, w = blur.shape
-        x, _ = pad_to_multiple(blur, 4)
+        s = self.scale
+        x, _ = pad_to_multiple(blur, s)
         hp, wp = x.shape[-2:]
-        small = F.interpolate(x.flatten(0, 1), scale_factor=0.25, mode="bicubic", align_corners=False)
-        small = small.view(b, t, 3, hp // 4, wp // 4)
+        small = x
+        if s > 1:  # deblurring layout: flows at the 1/4-scale feature resolution
+            small = F.interpolate(x.flatten(0, 1), scale_factor=1 / s, mode="bicubic", align_corners=False)
+            small = small.view(b, t, 3, hp // s, wp // s)
         to_earlier, to_later = adjacent_flows(small, self.spynet)
-        spatial = self.feat_extract(x.flatten(0, 1)).view(b, t, -1, hp // 4, wp // 4)
+        spatial = self.feat_extract(x.flatten(0, 1)).view(b, t, -1, hp // s, wp // s)
         feats: dict[str, list[torch.Tensor]] = {"spatial": list(spatial.unbind(1))}
         for name in BRANCHES:
             self.propagate(feats, to_earlier if name.startswith("backward") else to_later, name)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from asled.errors import ConfigError
 from asled.models.blocks import pad_to_multiple
 
 PAD_MODES = ("constant", "replicate")
@@ -37,23 +38,36 @@ PAD_MODES = ("constant", "replicate")
 BN_EPS = 1e-3  # as the Torch7 original
 
 
-def window_indices(num_frames: int, window: int) -> torch.Tensor:
+FRAME_PADDINGS = ("replicate", "reflection", "reflection_circle", "circle")  # BasicSR's names
+
+
+def window_indices(num_frames: int, window: int, padding: str = "reflection") -> torch.Tensor:
     """`[num_frames, window]` frame indices of the sliding window centred on every frame.
 
-    Out-of-range neighbours are mirrored at the clip ends without repeating the edge frame (t = -1 -> 1,
-    BasicSR's "reflection" padding); a clip too short to mirror into (e.g. T = 1) clamps to its ends.
+    Out-of-range neighbours follow BasicSR's `generate_frame_indices` (centre 0, window 5):
+    "replicate" repeats the edge frame ([0, 0, 0, 1, 2]), "reflection" mirrors without repeating it
+    ([2, 1, 0, 1, 2]), "reflection_circle" ([4, 3, 0, 1, 2]) and "circle" ([3, 4, 0, 1, 2]) wrap from the
+    window's other side. Indices a clip too short for the mode cannot supply (e.g. T = 1) clamp to its ends.
     """
+    if padding not in FRAME_PADDINGS:
+        raise ConfigError(f"frame padding {padding!r} is not one of {FRAME_PADDINGS} (BasicSR's `padding` option)")
     half = window // 2
-    rows = []
     last = num_frames - 1
+    rows = []
     for centre in range(num_frames):
         row = []
         for i in range(centre - half, centre + half + 1):
-            if i < 0:
-                i = -i
-            elif i > last:
-                i = 2 * last - i
-            row.append(min(max(i, 0), last))
+            if 0 <= i <= last:
+                j = i
+            elif padding == "replicate":
+                j = 0 if i < 0 else last
+            elif padding == "reflection":
+                j = -i if i < 0 else 2 * last - i
+            elif padding == "reflection_circle":
+                j = centre + half - i if i < 0 else centre - half - (i - last)
+            else:  # circle
+                j = window + i if i < 0 else i - window
+            row.append(min(max(j, 0), last))
         rows.append(row)
     return torch.tensor(rows, dtype=torch.long)
 

@@ -24,7 +24,10 @@ scale, so the two pixel-shuffle stages only return to the input size; the output
 resolution, and replacing them would break the architecture (and its 23.6 M size). They are kept.
 
 Adaptations for the benchmark interface: every frame t of the clip is restored from the window
-t-2..t+2 (clip ends reflected, see `baselines.dbn.window_indices`). Per-frame features are computed once
+t-2..t+2. At the clip ends the window is filled as `frame_padding` says (`baselines.dbn.window_indices`):
+"replicate" (default) repeats the edge frame, as the official EDVR test options do
+(`test_EDVR_L_deblur_REDS.yml`: `padding: replicate`); "reflection" mirrors without repeating it (what
+this code did before; also "reflection_circle", "circle"). Per-frame features are computed once
 per clip and shared by the windows (the same result as running the network window by window, without
 recomputing each frame five times). `ref` is ignored. Inputs are replicate-padded to a multiple of 16
 (1/4 scale x two pyramid levels) and cropped back.
@@ -139,12 +142,15 @@ class EDVR(nn.Module):
         deformable_groups: int = 8,
         num_extract_block: int = 5,
         num_reconstruct_block: int = 40,
+        frame_padding: str = "replicate",
     ):
         super().__init__()
         if num_frame < 1 or num_frame % 2 == 0:
             raise ValueError(f"EDVR: num_frame must be a positive odd number, got {num_frame}")
         c = num_feat
         self.num_frame = num_frame
+        window_indices(num_frame, num_frame, frame_padding)  # a wrong name fails here, naming the choices
+        self.frame_padding = frame_padding
         self.predeblur = PredeblurModule(c)
         self.conv_1x1 = nn.Conv2d(c, c, 1)
         self.feature_extraction = residual_stack(num_extract_block, c)
@@ -174,7 +180,7 @@ class EDVR(nn.Module):
         x, _ = pad_to_multiple(blur, 16)
         hp, wp = x.shape[-2:]
         pyramid = self._pyramid(x.flatten(0, 1))  # each level [B*T, C, h_l, w_l]
-        idx = window_indices(t, self.num_frame).to(blur.device)  # [T, N]
+        idx = window_indices(t, self.num_frame, self.frame_padding).to(blur.device)  # [T, N]
         n = self.num_frame
         nbr, anchor = [], []
         for level in pyramid:
