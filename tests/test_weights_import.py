@@ -174,3 +174,40 @@ def test_unknown_architecture_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="no official-checkpoint map for method 'ifirnn'.*nafnet"):
         oi.layout_for("ifirnn")
+
+
+# ----------------------------------------------------------------------------- use without training
+
+
+def test_cli_import_then_profile_with_checkpoint(tmp_path, capsys):
+    from asled.cli import main
+    from asled.profiling import profile_model
+
+    fix = fixture("nafnet")
+    src = save(tmp_path / "NAFNet-GoPro-width64.pth", wrapped(fix, official_state(fix)))
+    out = tmp_path / "imported.pt"
+    assert main(["weights", "import", "nafnet", str(src), "--out", str(out),
+                 "--kwargs", json.dumps(fix["our_kwargs"])]) in (0, None)
+    record = json.loads(capsys.readouterr().out)
+    assert record["file"] == str(out) and record["wrapper"] == "params" and record["method"] == "nafnet"
+    result = profile_model("nafnet", size=16, frames=2, warmup=0, runs=1, device="cpu", checkpoint=out)
+    assert result["checkpoint"] == str(out) and result["model_kwargs"] == fix["our_kwargs"]
+
+
+def test_checkpoint_option_and_zero_shot_rows(tmp_path):
+    """`--checkpoint PATH` scores under '<method>@<stem>' (never the trained method's results); a zero-shot
+    catalogue row restores with its imported file and has no training run; other rows keep theirs."""
+    from asled import config
+    from asled.cli import _scored, build_parser
+    from asled.models.registry import entry
+
+    params = config.load_params(Path(__file__).parents[1] / "params.yaml")
+    for verb in ("infer", "evaluate", "profile"):
+        args = build_parser().parse_args([verb, "nafnet", "--checkpoint", str(tmp_path / "NAFNet-GoPro.pt")])
+        assert _scored(args, params) == ("nafnet@NAFNet-GoPro", tmp_path / "NAFNet-GoPro.pt")
+    row = "nafnet_gopro_official"
+    assert entry(row)["zero_shot"] and "zero-shot" in entry(row)["label"]
+    assert entry(row)["kwargs"] == entry("nafnet")["kwargs"]
+    assert config.weights_file(params, row, 0) == Path(entry(row)["checkpoint"])
+    assert config.weights_file(params, "nafnet", 1) == config.paths(params).checkpoint("nafnet", 1)
+    assert config.trained_methods(params, ["nafnet", row]) == ["nafnet"]

@@ -265,7 +265,7 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path | None = 
         raise DataError(f"{source}: no such file; give the path of the downloaded official checkpoint")
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
+    except Exception as exc:
         raise DataError(f"{source}: cannot be read with torch.load(weights_only=True) ({exc}); only plain tensor "
                         "checkpoints are imported (no pickled code)") from exc
     state, how = unwrap(obj, str(source), param_key)

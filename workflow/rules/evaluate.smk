@@ -3,7 +3,7 @@
 
 rule infer:
     input:
-        checkpoint=str(PATHS.checkpoint("{method}", "{seed}")),
+        checkpoint=weights_file,
         test=prepared("test"),
     output:
         directory(str(PATHS.restored("{method}", "{seed}"))),
