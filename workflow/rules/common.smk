@@ -47,6 +47,12 @@ def weights_file(wildcards):
     return str(asled_config.weights_file(config, wildcards.method, int(wildcards.seed)))
 
 
+def zero_shot_weights(wildcards):
+    """A zero-shot row's imported file (profile loads it to check it fits); nothing for trained methods."""
+    path = asled_config.zero_shot_file(wildcards.method)
+    return [str(path)] if path else []
+
+
 def prepared(split):
     return str(PATHS.prepared(split))
 

@@ -36,6 +36,8 @@ rule evaluate:
 
 
 rule profile:
+    input:
+        zero_shot_weights,
     output:
         str(PATHS.profile("{method}")),
     params:
