@@ -132,6 +132,10 @@ def cmd_train(args) -> None:
     from asled.train import PREEMPT_SIGNALS, RESUME_EXIT_CODE, Preempted, resume_path, train
 
     params = _params(args)
+    if config.zero_shot_file(args.method):
+        raise AsledError(f"'{args.method}' is a zero-shot row (official weights, asled/models/catalog.yaml): it is "
+                         f"never trained; import its file with `asled weights import {args.method} FILE --out "
+                         f"{config.zero_shot_file(args.method)}` and run infer / evaluate")
     paths = config.paths(params)
     settings = config.train_settings(params, args.method)
     nproc = args.nproc or int(settings.get("devices", 1))

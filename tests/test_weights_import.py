@@ -187,7 +187,7 @@ def test_cli_import_then_profile_with_checkpoint(tmp_path, capsys):
     src = save(tmp_path / "NAFNet-GoPro-width64.pth", wrapped(fix, official_state(fix)))
     out = tmp_path / "imported.pt"
     assert main(["weights", "import", "nafnet", str(src), "--out", str(out),
-                 "--kwargs", json.dumps(fix["our_kwargs"])]) in (0, None)
+                 "--kwargs", json.dumps(fix["our_kwargs"])]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["file"] == str(out) and record["wrapper"] == "params" and record["method"] == "nafnet"
     result = profile_model("nafnet", size=16, frames=2, warmup=0, runs=1, device="cpu", checkpoint=out)
@@ -211,3 +211,10 @@ def test_checkpoint_option_and_zero_shot_rows(tmp_path):
     assert config.weights_file(params, row, 0) == Path(entry(row)["checkpoint"])
     assert config.weights_file(params, "nafnet", 1) == config.paths(params).checkpoint("nafnet", 1)
     assert config.trained_methods(params, ["nafnet", row]) == ["nafnet"]
+
+
+def test_zero_shot_rows_are_never_trained(capsys):
+    from asled.cli import main
+
+    assert main(["--params", str(Path(__file__).parents[1] / "params.yaml"), "train", "nafnet_gopro_official"]) == 2
+    assert re.search("zero-shot row.*never trained.*asled weights import nafnet_gopro_official", capsys.readouterr().err)
