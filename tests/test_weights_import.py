@@ -8,6 +8,18 @@ upsampler -> a same-size conv), as ours does; BasicVSR and BasicVSR++ use 64 cha
 classes hard-code 64 in conv_hr. "our_kwargs" is our catalogue model at the same configuration, "wrapper" how
 the released files wrap the state dict. No weights and no official code are stored.
 
+Fixtures (method: official repository@commit, file; generator script kept outside the repository):
+  basicvsr: XPixelGroup/BasicSR@8d56e3a0 basicsr/archs/basicvsr_arch.py (upconv1/upconv2 -> same-size conv, as the paper)
+  basicvsr_pp: open-mmlab/mmagic@0a560bba mmagic/models/editors/basicvsr_plusplus_net/basicvsr_plusplus_net.py
+  dstnet: xuboming8/DSTNet@d42c1e37 basicsr/archs/deblur_arch.py (Deblur)
+  edvr: XPixelGroup/BasicSR@8d56e3a0 basicsr/archs/edvr_arch.py
+  mimo_unet: chosj95/MIMO-UNet@5c580135 models/MIMOUNet.py
+  mimo_unet_pp: chosj95/MIMO-UNet@5c580135 models/MIMOUNet.py (MIMOUNetPlus)
+  nafnet: megvii-research/NAFNet@2b4af71e basicsr/models/archs/NAFNet_arch.py
+  refvsr: codeslake/RefVSR@dfc54b02 models/archs/RefVSR_IR.py (upsample2 -> same-size conv, as the paper: conv_hr = [conv, LeakyReLU, conv_hr])
+  refvsr_x4: codeslake/RefVSR@dfc54b02 models/archs/RefVSR.py (upsample2 -> same-size conv, as the paper: conv_hr = [conv, LeakyReLU, conv_hr])
+  restormer: swz30/Restormer@df766d55 basicsr/models/archs/restormer_arch.py
+
 For every method a synthetic official-format checkpoint (random values at those keys and shapes, in that
 wrapper) is imported and must (a) load strictly into our model, (b) put every official tensor unchanged under
 its mapped name, so our model reading the imported file through `asled infer`'s loader computes exactly what
