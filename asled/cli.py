@@ -132,6 +132,10 @@ def cmd_train(args) -> None:
     from asled.train import PREEMPT_SIGNALS, RESUME_EXIT_CODE, Preempted, resume_path, train
 
     params = _params(args)
+    if config.zero_shot_file(args.method):
+        raise AsledError(f"'{args.method}' is a zero-shot row (official weights, asled/models/catalog.yaml): it is "
+                         f"never trained; import its file with `asled weights import {args.method} FILE --out "
+                         f"{config.zero_shot_file(args.method)}` and run infer / evaluate")
     paths = config.paths(params)
     settings = config.train_settings(params, args.method)
     nproc = args.nproc or int(settings.get("devices", 1))
@@ -174,6 +178,15 @@ def cmd_train(args) -> None:
     print(json.dumps(summary, indent=2, default=str))
 
 
+def _scored(args, params: dict) -> tuple[str, Path]:
+    """(name the results go under, weights file). `--checkpoint PATH` (e.g. from `asled weights import`) is
+    scored under '<method>@<file stem>', so it never overwrites the trained method's results; a zero-shot
+    catalogue entry (`zero_shot: true`, `checkpoint: PATH`) uses its file; otherwise the trained checkpoint."""
+    if getattr(args, "checkpoint", None):
+        return f"{args.method}@{Path(args.checkpoint).stem}", Path(args.checkpoint)
+    return args.method, config.weights_file(params, args.method, getattr(args, "seed", 0))
+
+
 def cmd_infer(args) -> None:
     from asled.infer import infer
 
@@ -181,11 +194,12 @@ def cmd_infer(args) -> None:
     params = _params(args)
     paths = config.paths(params)
     test = config.test_settings(params)
+    name, weights = _scored(args, params)
     summary = infer(
         args.method,
-        paths.checkpoint(args.method, args.seed),
+        weights,
         paths.prepared("test"),
-        paths.restored(args.method, args.seed),
+        paths.restored(name, args.seed),
         chunk=test.get("chunk"),
         device=args.device,
         tile=test.get("tile"),
@@ -200,11 +214,12 @@ def cmd_evaluate(args) -> None:
     _set_threads(args.threads)
     params = _params(args)
     paths = config.paths(params)
+    name, _ = _scored(args, params)
     summary = evaluate(
-        args.method,
-        paths.restored(args.method, args.seed),
+        name,
+        paths.restored(name, args.seed),
         paths.prepared("test"),
-        paths.metrics(args.method, args.seed),
+        paths.metrics(name, args.seed),
         **config.evaluate_settings(params),
         device=args.device,
     )
@@ -269,6 +284,17 @@ def cmd_weights_list(args) -> None:
         print(f"{item['name']:14s} {item['status']:8s} {item['file']}{extra}")
 
 
+def cmd_weights_import(args) -> None:
+    from asled.models.official_import import import_checkpoint
+
+    try:
+        kwargs = json.loads(args.kwargs) if args.kwargs else {}
+    except json.JSONDecodeError as exc:
+        raise AsledError(f"--kwargs: not JSON ({exc}); e.g. --kwargs '{{\"width\": 32}}'") from exc
+    record = import_checkpoint(args.method, args.file, args.out, model_kwargs=kwargs, param_key=args.param_key)
+    print(json.dumps(record, indent=2))
+
+
 def cmd_data_captures(args) -> None:
     from asled.real import captures_checked, real_settings
 
@@ -309,7 +335,8 @@ def cmd_real_restore(args) -> None:
     params = _params(args)
     paths = config.paths(params)
     test = config.test_settings(params)
-    summary = restore_capture(args.method, paths.checkpoint(args.method, args.seed), paths.real_prepared(args.capture),
+    weights = config.weights_file(params, args.method, args.seed)
+    summary = restore_capture(args.method, weights, paths.real_prepared(args.capture),
                               paths.real_restored(args.method, args.seed, args.capture), chunk=test.get("chunk"),
                               device=args.device, tile=test.get("tile"), tile_overlap=test.get("tile_overlap", 32))
     print(json.dumps(summary, indent=2, default=str))
@@ -341,9 +368,14 @@ def cmd_profile(args) -> None:
     _set_threads(args.threads)
     params = _params(args)
     settings = config.profile_settings(params)
+    name, weights = _scored(args, params)
+    from asled.models.registry import zero_shot_checkpoint
+
+    zero_shot = name != args.method or zero_shot_checkpoint(args.method) is not None
     result = profile_model(
         args.method,
         model_kwargs=config.model_overrides(params, args.method),
+        checkpoint=weights if zero_shot else None,  # timing needs no weights, but an imported file must fit
         size=settings["size"],
         frames=settings["frames"],
         warmup=settings["warmup"],
@@ -352,7 +384,7 @@ def cmd_profile(args) -> None:
     )
     text = json.dumps(result, indent=2) + "\n"
     if args.write:
-        write_text(config.paths(params).profile(args.method), text)
+        write_text(config.paths(params).profile(name), text)
     if args.json:
         print(text, end="")
     else:
@@ -473,7 +505,8 @@ def cmd_figures(args) -> None:
     elif kind == "psnr-time":
         figures.psnr_time_scatter(table_csv, out)
     elif kind == "loss":
-        figures.loss_curves(figures.train_logs(params, params["methods"], params["seeds"]), out)
+        methods = config.trained_methods(params, params["methods"])
+        figures.loss_curves(figures.train_logs(params, methods, params["seeds"]), out)
     elif kind == "flow":
         figures.flow_figure(test, out, clips=args.clips)
     print(out)
@@ -534,9 +567,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--nnodes", type=int, default=1, help="nodes of a multi-node run (one `asled train` per node)")
     train.add_argument("--rdzv-endpoint", default=None, help="HOST:PORT of the first node (multi-node rendezvous)")
     train.set_defaults(device=None)  # None: the recipe's `device`
-    model_verb("infer", cmd_infer, "restore the prepared test split with a trained method")
-    model_verb("evaluate", cmd_evaluate, "full-reference metrics of restored frames against ground truth")
+    checkpoint_help = ("an imported official checkpoint (`asled weights import`) used instead of the trained one; "
+                       "results go under '<method>@<file stem>'")
+    infer = model_verb("infer", cmd_infer, "restore the prepared test split with a trained method")
+    infer.add_argument("--checkpoint", help=checkpoint_help)
+    evaluate = model_verb("evaluate", cmd_evaluate, "full-reference metrics of restored frames against ground truth")
+    evaluate.add_argument("--checkpoint", help="score what `infer --checkpoint` restored from this file")
     profile = model_verb("profile", cmd_profile, "parameters and ms per frame (Table 1 timing protocol)", False)
+    profile.add_argument("--checkpoint", help=checkpoint_help + " (timing does not depend on weights; the file must fit)")
     profile.add_argument("--json", action="store_true")
     profile.add_argument("--write", action="store_true", help="also write results/profile/<method>.json")
 
@@ -574,6 +612,17 @@ def build_parser() -> argparse.ArgumentParser:
     weights_list = weights_verbs.add_parser("list", help="staged / missing / corrupt, with the reason and the fix")
     weights_list.add_argument("--json", action="store_true")
     weights_list.set_defaults(func=cmd_weights_list)
+    weights_import = weights_verbs.add_parser(
+        "import", help="convert an official checkpoint (BasicSR / mmagic / NAFNet / Restormer / MIMO-UNet / DSTNet / "
+        "RefVSR layout) into an asled checkpoint, strictly: every key mapped, shapes equal")
+    weights_import.add_argument("method", help="a name from `asled models` (its catalogue configuration is checked)")
+    weights_import.add_argument("file", help="the official checkpoint (.pth / .pkl / .pytorch)")
+    weights_import.add_argument("--out", help="output file (default: data/weights/official/<method>/<file stem>.pt)")
+    weights_import.add_argument("--param-key", help="the entry holding the weights (default: params, else params_ema, "
+                                "state_dict, model, or the file itself)")
+    weights_import.add_argument("--kwargs", help="JSON keyword arguments over the catalogue's, for a checkpoint of "
+                                "another configuration (e.g. '{\"width\": 32}')")
+    weights_import.set_defaults(func=cmd_weights_import)
 
     real = verbs.add_parser("real", help="real dual-lens captures: ingest, restore, no-reference scores")
     real_verbs = real.add_subparsers(dest="real_verb", required=True)

@@ -186,6 +186,11 @@ def all_methods(params: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def trained_methods(params: dict, methods: list[str]) -> list[str]:
+    """`methods` less the zero-shot rows (imported official checkpoints: no training, no training log)."""
+    return [m for m in methods if zero_shot_file(m) is None]
+
+
 def dataset_settings(params: dict) -> dict:
     return params["datasets"][params["dataset"]]
 
@@ -210,6 +215,19 @@ def recipe_override(params: dict, section: str, method: str) -> dict:
 
     overrides = recipe(params).get(section, {})
     return copy.deepcopy(overrides.get(method, overrides.get(family(method), {})))
+
+
+def zero_shot_file(method: str) -> Path | None:
+    """A zero-shot catalogue row's imported official checkpoint, else None (reads the catalogue only)."""
+    from asled.models.registry import zero_shot_checkpoint
+
+    return zero_shot_checkpoint(method)
+
+
+def weights_file(params: dict, method: str, seed: int) -> Path:
+    """The weights `method` restores with: a zero-shot catalogue entry's imported official checkpoint
+    (`checkpoint:` with `zero_shot: true`, written by `asled weights import`), else the trained checkpoint."""
+    return zero_shot_file(method) or paths(params).checkpoint(method, seed)
 
 
 def model_kwargs(params: dict, method: str) -> dict:

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
 from asled.errors import ConfigError
-from asled.infer import describe_device, resolve_device, synchronize
+from asled.infer import (
+    describe_device,
+    load_checkpoint,
+    load_model,
+    resolve_device,
+    synchronize,
+)
 from asled.models.registry import build_model, count_parameters
 
 
@@ -40,13 +47,18 @@ def profile_model(
     runs: int = 5,
     device: str = "auto",
     model_kwargs: dict | None = None,
+    checkpoint: str | Path | None = None,
 ) -> dict:
     """Returns {"method", "params", "ms_per_frame", "device", "size", "frames", "runs", "warmup", "timings_ms",
     "timing" (the protocol in words), "torch"}."""
     if size < 1 or frames < 1 or runs < 1 or warmup < 0:
         raise ConfigError(f"profile settings must be positive (size {size}, frames {frames}, runs {runs}, warmup {warmup})")
     dev = resolve_device(device)
-    model = build_model(method, **(model_kwargs or {})).to(dev).eval()
+    if checkpoint is not None:  # an imported official (or trained) file: its configuration, its weights
+        model_kwargs = load_checkpoint(checkpoint).get("model_kwargs") or {}
+        model, _ = load_model(method, checkpoint, dev)
+    else:
+        model = build_model(method, **(model_kwargs or {})).to(dev).eval()
     clip = profile_input(size, frames).to(dev)
     timings = []
     with torch.inference_mode():
@@ -61,6 +73,7 @@ def profile_model(
         "method": method,
         "params": count_parameters(model),
         "model_kwargs": dict(model_kwargs or {}),  # the recipe's scale and init (empty: the catalogue model)
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "ms_per_frame": statistics.median(timings) / frames,
         "device": describe_device(dev),
         "size": size,

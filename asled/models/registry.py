@@ -45,6 +45,17 @@ def family(name: str) -> str:
     return entry(name).get("variant_of", name)
 
 
+def zero_shot_checkpoint(name: str) -> Path | None:
+    """A zero-shot entry's imported official checkpoint (never trained: `zero_shot: true` + `checkpoint: PATH`)."""
+    spec = entry(name)
+    if not spec.get("zero_shot"):
+        return None
+    if not spec.get("checkpoint"):
+        raise ConfigError(f"{CATALOG_FILE}: model '{name}' is zero_shot but names no `checkpoint` (the file "
+                          f"`asled weights import {name} OFFICIAL_FILE --out PATH` writes)")
+    return Path(spec["checkpoint"])
+
+
 def model_names() -> list[str]:
     return list(catalog())
 
@@ -129,7 +140,7 @@ def describe(name: str) -> dict[str, Any]:
     }
     if "paper_count_excludes" in spec:
         info["paper_params"] = paper_count(model, spec)
-    for key in ("label", "paper_row", "table", "modules", "description"):
+    for key in ("label", "paper_row", "table", "modules", "description", "zero_shot", "checkpoint"):
         if key in spec:
             info[key] = spec[key]
     return info

@@ -9,6 +9,8 @@ DATASET = asled_config.dataset_settings(config)
 METHODS = config["methods"]
 ALL_METHODS = asled_config.all_methods(config)
 SEEDS = config["seeds"]
+# methods with a training run (a zero-shot row restores with its imported official checkpoint instead)
+TRAINED_METHODS = asled_config.trained_methods(config, METHODS)
 SPLITS = list(asled_config.SPLITS)
 # threads of each compute job (recipe `threads_per_job`); `profile` keeps every core for its timing
 JOB_THREADS = asled_config.job_threads(config, workflow.cores)
@@ -38,6 +40,17 @@ wildcard_constraints:
     method="|".join(re.escape(m) for m in ALL_METHODS),
     seed=r"\d+",
     split="|".join(SPLITS),
+
+
+def weights_file(wildcards):
+    """The trained checkpoint, or a zero-shot row's imported official one (a plain input: no rule makes it)."""
+    return str(asled_config.weights_file(config, wildcards.method, int(wildcards.seed)))
+
+
+def zero_shot_weights(wildcards):
+    """A zero-shot row's imported file (profile loads it to check it fits); nothing for trained methods."""
+    path = asled_config.zero_shot_file(wildcards.method)
+    return [str(path)] if path else []
 
 
 def prepared(split):

@@ -3,7 +3,7 @@
 
 rule infer:
     input:
-        checkpoint=str(PATHS.checkpoint("{method}", "{seed}")),
+        checkpoint=weights_file,
         test=prepared("test"),
     output:
         directory(str(PATHS.restored("{method}", "{seed}"))),
@@ -36,6 +36,8 @@ rule evaluate:
 
 
 rule profile:
+    input:
+        zero_shot_weights,
     output:
         str(PATHS.profile("{method}")),
     params:

@@ -42,7 +42,7 @@ rule ingest_real:
 
 rule restore_real:
     input:
-        checkpoint=str(PATHS.checkpoint("{method}", "{seed}")),
+        checkpoint=weights_file,
         capture=str(PATHS.real_prepared("{capture}")),
     output:
         directory(str(PATHS.real_restored("{method}", "{seed}", "{capture}"))),

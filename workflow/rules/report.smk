@@ -48,7 +48,7 @@ rule figure_psnr_time:
 
 rule figure_loss:
     input:
-        expand(str(PATHS.train_log("{method}", "{seed}")), method=METHODS, seed=SEEDS),
+        expand(str(PATHS.train_log("{method}", "{seed}")), method=TRAINED_METHODS, seed=SEEDS),
     output:
         report(FIGURES["loss"], caption="../report/loss.rst", category="Figures",
                labels={"figure": "loss curves"}),
