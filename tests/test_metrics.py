@@ -31,8 +31,12 @@ def pair():
 
 @pytest.fixture
 def no_weights(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    return tmp_path / "torch_home"
+    """An empty project: the CLI's weights (its working directory's data/weights/torch), and the library's
+    (TORCH_HOME), both point at the same empty folder."""
+    home = tmp_path / "data" / "weights" / "torch"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
 
 
 def test_psnr_matches_numpy(pair):
@@ -66,7 +70,7 @@ def test_ssim_identity_and_skimage(pair):
 def test_lpips_unavailable_without_weights(no_weights):
     ok, reason = LPIPSMetric.available()
     assert not ok
-    assert ALEXNET_FILE in reason and str(no_weights) in reason and "never downloaded" in reason
+    assert ALEXNET_FILE in reason and "data/weights/torch/hub/checkpoints" in reason and "never downloaded" in reason
     with pytest.raises(AsledError, match="never downloaded"):
         LPIPSMetric()
     assert not any(no_weights.rglob("*.pth"))  # nothing was downloaded
