@@ -77,13 +77,6 @@ def cmd_data_download(args) -> None:
     print(json.dumps(_download(params, args.dataset or params["dataset"]), indent=2, default=str))
 
 
-def cmd_data_demo(args) -> None:
-    from asled.data.demo import generate_demo
-
-    summary = generate_demo(Path(args.out), seed=args.seed)
-    print(json.dumps(summary, indent=2, default=str))
-
-
 def cmd_data_validate(args) -> None:
     from asled.data.layout import validate_raw, write_summary
 
@@ -492,10 +485,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser("get", help="generate (demo) or validate (RealMCVSR) the selected dataset").set_defaults(
         func=cmd_data_get
     )
-    demo = data.add_parser("demo", help="generate the embedded demo dataset into a folder")
-    demo.add_argument("--out", default="data/raw/demo")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_data_demo)
     data.add_parser("captures", help="generate the demo real captures (real.generate) or check real.captures").set_defaults(
         func=cmd_data_captures
     )
