@@ -4,15 +4,12 @@
 #   snakemake --profile workflow/profiles/slurm               every job on SLURM (README)
 # params.yaml is the one configuration (also read by dvc.yaml and the asled CLI).
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "params.yaml"
-
-
-validate(config, "workflow/schemas/params.schema.yaml")
 
 
 include: "workflow/rules/common.smk"

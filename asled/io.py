@@ -80,6 +80,29 @@ def list_clips(split_dir: str | Path) -> list[str]:
     return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (os.umask can only set it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(path: str | Path) -> None:
+    """Give `path` the mode a plain open() or mkdir() would have (0666 / 0777 less the umask).
+
+    mkstemp and mkdtemp create 0600 / 0700 entries, which the rename into place would keep: outputs on a
+    shared filesystem would then be private to their owner, unlike every other file the user creates."""
+    path = Path(path)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path next to `path`; rename it onto `path` only if the block succeeds."""
@@ -90,6 +113,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        honour_umask(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -103,6 +127,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        honour_umask(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

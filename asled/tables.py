@@ -34,7 +34,7 @@ from asled.paper import paper_table
 from asled.stats import bootstrap_ci, clip_values, paired_test, seed_stats, significance_mark
 
 __all__ = [
-    "TABLES", "UNAVAILABLE", "Column", "TableContent", "TableSpec", "build_table", "read_json", "render_latex",
+    "TABLES", "UNAVAILABLE", "Column", "TableContent", "TableSpec", "read_json", "render_latex",
     "render_markdown", "seed_stats", "write_formats", "write_table",
 ]
 
@@ -213,10 +213,6 @@ def _add_tests(rows: list[dict], clips: dict[str, dict], params: dict, spec: Tab
                 if result["min_p"] is not None:
                     info["min_p"].add((result["n"], result["min_p"]))
     return info
-
-
-def build_table(params: dict, spec: TableSpec) -> pd.DataFrame:
-    return _build(params, spec)[0]
 
 
 def _build(params: dict, spec: TableSpec) -> tuple[pd.DataFrame, dict]:

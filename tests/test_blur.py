@@ -11,7 +11,6 @@ from asled.data.blur import (
     average_frames,
     linear_to_srgb,
     srgb_to_linear,
-    synthesize_clip,
     windows,
 )
 from asled.errors import ConfigError, DataError
@@ -102,26 +101,22 @@ def test_unknown_space_is_a_config_error():
         average_frames(frames_of(1, 2), "log")
 
 
-def test_synthesize_clip_averages_each_window_and_returns_centres():
-    frames = frames_of(*[10 * i for i in range(15)])
-    blurry, centres = synthesize_clip(frames, window=7, stride=7)
-    assert centres == [3, 10]
-    assert blurry.shape == (2, 1, 1, 3) and blurry.dtype == np.uint8
-    assert blurry[:, 0, 0, 0].tolist() == [30, 100]  # mean of 0..60 and of 70..130
+def blur_clip(frames: np.ndarray, window: int, stride: int) -> tuple[list[int], list[int]]:
+    """What prepare and the demo do per clip: average every window, keep its centre as ground truth."""
+    spans = windows(len(frames), window, stride)
+    return [int(average_frames(frames[s : s + window])[0, 0, 0]) for s, _ in spans], [c for _, c in spans]
 
 
-def test_synthesize_clip_sliding_windows():
-    frames = frames_of(*range(0, 90, 10))
-    blurry, centres = synthesize_clip(frames, window=3, stride=1)
-    assert centres == list(range(1, 8))
-    assert blurry[:, 0, 0, 0].tolist() == [10 * c for c in centres]
+def test_each_window_averages_to_one_frame_with_its_centre_as_ground_truth():
+    assert blur_clip(frames_of(*[10 * i for i in range(15)]), 7, 7) == ([30, 100], [3, 10])  # 0..60, 70..130
+    values, centres = blur_clip(frames_of(*range(0, 90, 10)), 3, 1)
+    assert centres == list(range(1, 8)) and values == [10 * c for c in centres]
 
 
-def test_synthesize_clip_rejects_even_windows_and_short_clips():
+def test_even_windows_are_refused_and_short_clips_have_none():
     with pytest.raises(ConfigError, match="odd"):
-        synthesize_clip(frames_of(*range(8)), window=4, stride=4)
-    with pytest.raises(DataError, match="fewer than the blur window"):
-        synthesize_clip(frames_of(*range(5)), window=7)
+        windows(8, window=4, stride=4)
+    assert windows(5, window=7) == []
 
 
 def test_average_frames_rejects_non_uint8_input():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,13 @@ import yaml
 
 from asled import config
 from asled.errors import ConfigError
-from conftest import REPO
+from conftest import REPO, copy_workflow, tiny_params, tool_env
 
 
 def write_params(tmp_path: Path, mutate) -> Path:
+    """params.yaml, changed by `mutate`, alone in a folder: the schema comes from the package."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     mutate(params)
-    (tmp_path / "workflow/schemas").mkdir(parents=True)
-    shutil.copy(REPO / config.SCHEMA_RELATIVE, tmp_path / config.SCHEMA_RELATIVE)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -39,6 +39,22 @@ def test_repository_params_are_valid():
         (lambda p: p["recipes"]["demo"]["train"].update(lr=-1), "recipes/demo/train/lr"),
         (lambda p: p.update(unknown_key=1), "unknown_key"),
         (lambda p: p["metrics"].update(ssim="matlab"), "metrics/ssim"),
+        # model names, against the catalogue (asled.config.check_model_names)
+        (lambda p: p["methods"].append("nafnett"), "methods names unknown model 'nafnett'"),
+        (lambda p: p["ablations"]["table2"].append("asled_net_t2_all"), "ablations.table2 names unknown model"),
+        (lambda p: p["ablations"]["supp1"].append("asled_net_s1_z"), "ablations.supp1 names unknown model"),
+        (lambda p: p["metrics"]["compare_to"].update(table1="asled"), "metrics.compare_to.table1 names unknown"),
+        (lambda p: p.update(method_overrides={"edvr_m": {"batch_size": 2}}), "method_overrides names unknown"),
+        (lambda p: p["recipes"]["demo"]["model_overrides"].update(nafnet_x={"width": 8}),
+         "recipes.demo.model_overrides names unknown model 'nafnet_x'"),
+        # ranges: one home, the schema, which `asled train` also checks against (train.check_settings)
+        (lambda p: p["recipes"]["demo"]["train"].update(iterations=0), "recipes/demo/train/iterations"),
+        (lambda p: p["recipes"]["demo"]["method_overrides"].update(nafnet={"batch_size": 0}),
+         "recipes/demo/method_overrides/nafnet/batch_size"),
+        (lambda p: p["recipes"]["demo"]["train"].update(precision="fp16"), "recipes/demo/train/precision"),
+        (lambda p: p["datasets"]["demo"].update(cameras=["W"]), "datasets.demo.cameras lacks 'UW'"),
+        (lambda p: p["reference"].update(fov_fraction=1.5), "reference/fov_fraction"),
+        (lambda p: p["metrics"]["compare_to"].update(table3="asled_net"), "table3"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path, mutate, needle):
@@ -46,6 +62,47 @@ def test_bad_params_name_the_key(tmp_path, mutate, needle):
     with pytest.raises(ConfigError, match=None) as info:
         config.load_params(path)
     assert needle in str(info.value) and str(path) in str(info.value)
+
+
+def test_known_model_names_are_listed_in_the_error(tmp_path):
+    path = write_params(tmp_path, lambda p: p["methods"].append("nafnett"))
+    with pytest.raises(ConfigError, match="known models: .*asled_net_t2_full.*nafnet") as info:
+        config.load_params(path)
+    assert "asled models" in str(info.value)
+
+
+def test_training_ranges_have_one_home():
+    """`asled train` (train.check_settings) refuses exactly what the schema refuses: it checks against it."""
+    from asled.train import check_settings
+
+    settings = config.train_settings(config.load_params(REPO / "params.yaml"), "asled_net")
+    assert check_settings({**settings, "iterations": 1})["iterations"] == 1
+    schema_train = config.schema()["$defs"]["train"]["properties"]
+    for key, bad in (("iterations", 0), ("batch_size", 0), ("num_workers", -1), ("precision", "fp16"),
+                     ("spynet", "imagenet"), ("flow_lr_mul", -0.5)):
+        assert key in schema_train
+        with pytest.raises(ConfigError, match=f"'{key}'"):
+            check_settings({**settings, key: bad})
+    with pytest.raises(ConfigError, match="'lr' is a required property"):
+        check_settings({k: v for k, v in settings.items() if k != "lr"})
+
+
+def test_schema_ships_in_the_package_and_applies_anywhere(tmp_path):
+    """No schema beside params.yaml (an installed package, another folder): it is still applied."""
+    assert config.SCHEMA_FILE.is_file() and config.SCHEMA_FILE.parent == Path(config.__file__).parent
+    assert not (REPO / "workflow/schemas").exists()
+    path = write_params(tmp_path, lambda p: p["blur"].update(space="lab"))
+    assert not (tmp_path / "workflow").exists()
+    with pytest.raises(ConfigError, match="blur/space"):
+        config.load_params(path)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'asled = ["*.yaml"' in pyproject  # package-data: the schema travels with the wheel
+
+
+def test_differing_keys_name_every_changed_leaf():
+    ours = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert config.differing_keys(ours, ours) == []
+    assert config.differing_keys(ours, {"a": {"b": 1, "c": [3]}, "e": 2}) == ["a.c", "d", "e"]
 
 
 def test_paper_protocol_is_one_switch(tmp_path):
@@ -96,3 +153,34 @@ def test_metric_conventions_re_run_only_evaluation_and_tables():
     params = config.load_params(REPO / "params.yaml")
     assert set(config.evaluate_settings(params)) == set(config.EVALUATE_METRIC_KEYS)
     assert "metrics=asled_config.evaluate_settings(config)" in (REPO / "workflow/rules/evaluate.smk").read_text()
+
+
+# ----------------------------------------------------------------------------- at DAG build (Snakemake)
+
+
+def dry_run(tmp_path: Path, params: dict, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    workdir = copy_workflow(tmp_path / "wf", params)
+    start = time.monotonic()
+    result = subprocess.run(["snakemake", "-n", "--cores", "1", *extra], cwd=workdir, capture_output=True,
+                            text=True, timeout=120, env=tool_env())
+    return result, time.monotonic() - start
+
+
+def test_unknown_method_fails_the_dag_build_within_seconds(tmp_path):
+    params = tiny_params()
+    params["methods"].append("nafnett")
+    result, elapsed = dry_run(tmp_path, params)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    assert "methods names unknown model 'nafnett'" in output and "known models: " in output, output[-2000:]
+    assert "Job stats" not in output  # nothing was scheduled
+    assert elapsed < 30, elapsed
+
+
+def test_snakemake_config_overrides_are_refused(tmp_path):
+    """`--config` would change the DAG but not the jobs (each `asled` verb reads params.yaml)."""
+    result, _ = dry_run(tmp_path, tiny_params(), "--config", "seeds=[3]")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    assert "--config/--configfile changed seeds" in output and "edit params.yaml" in output, output[-2000:]
+    assert "dvc exp run -S" in output

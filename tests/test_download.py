@@ -156,9 +156,6 @@ def write_params(workdir: Path, manifest: list[dict], **download) -> Path:
                                                    "timeout_s": 10, **download}
     path = workdir / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-    schema = workdir / "workflow/schemas/params.schema.yaml"
-    schema.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(REPO / "workflow/schemas/params.schema.yaml", schema)
     return path
 
 

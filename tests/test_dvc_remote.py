@@ -53,8 +53,13 @@ def test_push_clone_pull_gives_identical_data_and_checkpoints(pushed, tmp_path: 
     assert any(remote.rglob("*")), "dvc push wrote nothing to the remote"
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
-    # git carries only DVC's .gitignore files there; the data comes from the remote
+    # with the repository's own .gitignore, git carries the tables, metrics and logs; data and checkpoints
+    # come from the remote
     assert not list(clone.glob("checkpoints/**/*.pt"))
+    assert not (clone / "data/prepared").exists()
+    for small in ("results/tables/table1_main.csv", "results/data_summary.json", "data/weights/MANIFEST.json"):
+        assert (clone / small).is_file(), f"{small} is not in git"
+    assert list(clone.glob("results/metrics/**/*.csv")) and list(clone.glob("results/train_logs/**/*.csv"))
     run(["dvc", "pull"], clone)
     ours, theirs = file_hashes(repo), file_hashes(clone)
     assert any(p.startswith("checkpoints/") and p.endswith(".pt") for p in ours)

@@ -94,8 +94,6 @@ def test_flow_keys_default_to_basicvsr_and_are_validated():
 def test_schema_accepts_the_flow_keys_and_rejects_bad_values(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["recipes"]["demo"]["train"]["spynet"] = "imagenet"
-    (tmp_path / "workflow/schemas").mkdir(parents=True)
-    shutil.copy(REPO / "workflow/schemas/params.schema.yaml", tmp_path / "workflow/schemas")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="spynet"):
         config.load_params(tmp_path / "params.yaml")
@@ -271,8 +269,7 @@ def paper_workspace(tmp_path, monkeypatch):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["recipes"]["demo"]["train"]["spynet"] = "pretrained"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (tmp_path / "workflow/schemas").mkdir(parents=True)
-    shutil.copy(REPO / "workflow/schemas/params.schema.yaml", tmp_path / "workflow/schemas")
+    (tmp_path / "workflow").mkdir()
     shutil.copy(REPO / "workflow/weights.lock.json", tmp_path / "workflow")
     monkeypatch.chdir(tmp_path)
     return params

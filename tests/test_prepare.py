@@ -166,7 +166,7 @@ def test_validate_names_the_bad_path(raw, damage, message, check_pixels):
 
 
 def test_missing_root_says_how_to_get_data(tmp_path):
-    with pytest.raises(DataError, match="asled data demo"):
+    with pytest.raises(DataError, match="asled data get"):
         validate_raw(tmp_path / "nowhere")
 
 

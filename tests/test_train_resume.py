@@ -9,7 +9,6 @@ training forward) so that a signal reliably lands mid-run; sleeping changes no n
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -64,7 +63,7 @@ def install_plugin(site: Path) -> Path:
 
 
 def make_workspace(root: Path, site: Path, **train) -> Path:
-    """A run folder: params.yaml (+ schema) with the tiny recipe, and prepared train/valid splits."""
+    """A run folder: params.yaml with the tiny recipe, and prepared train/valid splits."""
     prepared = root / "data" / "prepared" / "demo"
     make_split(prepared / "train", {"0000": 6, "0001": 5})
     make_split(prepared / "valid", {"0002": 5})
@@ -72,9 +71,6 @@ def make_workspace(root: Path, site: Path, **train) -> Path:
     params["dataset"] = "demo"
     params["recipes"]["demo"]["train"].update({**TRAIN, **train})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    schema = root / "workflow" / "schemas" / "params.schema.yaml"
-    schema.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "workflow" / "schemas" / "params.schema.yaml", schema)
     (root / ".site").symlink_to(site)
     return root
 

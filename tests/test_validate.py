@@ -36,9 +36,6 @@ def workdir(demo_root, tmp_path, monkeypatch) -> Path:
     params["dataset"] = "realmcvsr"
     params["datasets"]["realmcvsr"]["root"] = str(root)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    schema = tmp_path / "workflow/schemas/params.schema.yaml"
-    schema.parent.mkdir(parents=True)
-    shutil.copy2(REPO / "workflow/schemas/params.schema.yaml", schema)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

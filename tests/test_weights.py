@@ -63,14 +63,33 @@ def test_unreachable_host_is_missing_with_reason(in_tmp):
     assert "http://127.0.0.1:9/none.pth" in result["reason"] and "place the file at" in result["reason"]
 
 
-def test_first_fetch_is_locked_then_enforced(in_tmp, monkeypatch):
+def test_fetch_reads_the_lock_and_only_update_lock_writes_it(in_tmp, monkeypatch):
+    """The lock is fetch_weights' own DVC dependency: the pipeline's fetch never rewrites it; the explicit
+    `asled weights fetch --update-lock` records the hash (trust on first use), which then binds every fetch."""
     spec, digest = _spec(in_tmp, b"first")
-    monkeypatch.setattr(weights, "LOCK_FILE", in_tmp / "workflow/weights.lock.json")
-    assert fetch_one(spec, in_tmp / "w")["status"] == "staged"
-    lock = json.loads((in_tmp / "workflow/weights.lock.json").read_text())
-    assert lock["toy"]["sha256"] == digest
+    lock_file = in_tmp / "workflow/weights.lock.json"
+    monkeypatch.setattr(weights, "LOCK_FILE", lock_file)
+    monkeypatch.setitem(weights.REGISTRY, "toy", spec)
+    result = weights.fetch(["toy"], in_tmp / "w")["toy"]
+    assert result["status"] == "staged" and result["unlocked"] and not lock_file.exists()
+    manifest = json.loads((in_tmp / "w/MANIFEST.json").read_text())
+    assert "--update-lock" in manifest["entries"]["toy"]["unlocked"]
+    # the file is staged already: --update-lock records it with the source the manifest names
+    result = weights.fetch(["toy"], in_tmp / "w", update_lock=True)["toy"]
+    assert "unlocked" not in result
+    assert json.loads(lock_file.read_text())["toy"] == {"file": spec.file, "sha256": digest, "source": spec.urls[0]}
+    before = lock_file.read_bytes()
+    assert "unlocked" not in weights.fetch(["toy"], in_tmp / "w")["toy"]
+    assert lock_file.read_bytes() == before
     (in_tmp / "w/toy/toy.bin").write_bytes(b"tampered")
     assert status(spec, in_tmp / "w")["status"] == "corrupt"
+
+
+def test_fetch_weights_declares_the_lock_as_input_only():
+    smk = (Path(__file__).resolve().parents[1] / "workflow/rules/weights.smk").read_text()
+    rule = smk[smk.index("rule fetch_weights"):]
+    assert "workflow/weights.lock.json" in rule[:rule.index("output:")]
+    assert "update-lock" not in rule[rule.index("shell:"):]
 
 
 def test_weights_list_json(in_tmp, capsys):

@@ -1,7 +1,7 @@
 """Data steps: demo generation, RealMCVSR download (asled.data.download), layout validation, blur
 synthesis, reference preparation, and the prepared store the training loader memory-maps."""
 
-from asled.data.blur import average_frames, synthesize_clip, windows
+from asled.data.blur import average_frames, windows
 from asled.data.demo import generate_demo
 from asled.data.layout import split_clips, validate_raw
 from asled.data.prepare import prepare_split
@@ -13,7 +13,6 @@ __all__ = [
     "prepare_reference",
     "prepare_split",
     "split_clips",
-    "synthesize_clip",
     "validate_raw",
     "windows",
 ]

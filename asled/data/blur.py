@@ -86,18 +86,6 @@ def _rounded_mean_u8(frames: np.ndarray) -> np.ndarray:
     return (quotient + up).astype(np.uint8)
 
 
-def synthesize_clip(
-    frames: np.ndarray, window: int = 7, stride: int = 7, space: str = "srgb"
-) -> tuple[np.ndarray, list[int]]:
-    """Blurry frames `[M, H, W, 3]` of a sharp clip and the index of each one's ground-truth frame."""
-    _check_frames(frames)
-    spans = windows(len(frames), window, stride)
-    if not spans:
-        raise DataError(f"clip has {len(frames)} frames, fewer than the blur window of {window}")
-    blurry = np.stack([average_frames(frames[start : start + window], space) for start, _ in spans])
-    return blurry, [centre for _, centre in spans]
-
-
 def _check_window(window: int, stride: int) -> None:
     if window < 1 or window % 2 == 0:
         raise ConfigError(f"blur.window must be a positive odd number (it has a centre frame), got {window}")

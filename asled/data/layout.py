@@ -37,7 +37,7 @@ def validate_raw(
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: raw data folder is missing; generate the demo (`asled data demo`) or place RealMCVSR there")
+        raise DataError(f"{root}: raw data folder is missing; generate the demo (`asled data get` with `dataset: demo`) or place RealMCVSR there")
     sizes: dict[str, tuple[tuple[int, int], Path]] = {}
     summary: dict = {
         "root": str(root),

@@ -1,8 +1,16 @@
 # Shared names for all rules. Paths come from asled.config.Paths so that Snakemake, DVC and the
 # CLI agree on every file; importing asled.config pulls in no torch (fast DAG start-up).
 from asled import config as asled_config
+from asled.errors import AsledError
 
-asled_config.check_consistency(config, source=Path("params.yaml"))
+# Checked here, while the DAG is built, so a bad file stops `snakemake -n` before any job runs: the schema
+# shipped in the package, cross-key rules, every model name against the catalogue; and `config` must be
+# params.yaml as written, since each job's `asled` verb reads that file, not Snakemake's `config`.
+try:
+    asled_config.check_no_overrides(config, Path("params.yaml"))
+    asled_config.check_params(config, source=Path("params.yaml"))
+except AsledError as exc:
+    raise WorkflowError(str(exc)) from None
 
 PATHS = asled_config.paths(config)
 DATASET = asled_config.dataset_settings(config)
@@ -28,7 +36,6 @@ if not DATASET["generate"] and not PATHS.raw.is_dir() and not (DATASET.get("down
 # stop here, naming the staging command, rather than after hours of data preparation. Free when the
 # recipe says `spynet: scratch` (the demo).
 from asled import flow_recipe as asled_flow
-from asled.errors import AsledError
 
 try:
     asled_flow.check_pretrained_spynet(config, ALL_METHODS)

@@ -4,6 +4,9 @@
 
 
 rule fetch_weights:
+    input:
+        # full hashes recorded by `asled weights fetch --update-lock` (committed); this job only reads it
+        "workflow/weights.lock.json",
     output:
         "data/weights/MANIFEST.json",
     log:
