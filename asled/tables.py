@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from asled import config
+from asled import config, flow_recipe
 from asled.errors import DataError
 from asled.io import write_text
 from asled.metrics.conventions import DEFAULT_SSIM, protocol_tag, protocol_text
@@ -352,7 +352,7 @@ def training_notes(params: dict, methods: list[str]) -> list[str]:
             parts.append("output sigmoid" if kwargs["output_sigmoid"] else "no output sigmoid (output_sigmoid=false)")
         if kwargs.get("is_low_res_input") is False:  # BasicVSR++: not the paper's SR layout
             parts.append("1/4-scale deblurring layout (is_low_res_input=false)")
-        if "spynet" in train:
+        if "spynet" in train and flow_recipe.takes_spynet_weights(method):  # EDVR, DBN, ...: no SPyNet
             parts.append(f"SPyNet {train['spynet']}")
         parts.append(f"{train['iterations']} it x batch {train['batch_size']} x {train['frames']} frames x "
                      f"{train['crop']}² crops, lr {train['lr']:g}")
