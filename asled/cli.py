@@ -340,6 +340,13 @@ def cmd_profile(args) -> None:
 
     _set_threads(args.threads)
     params = _params(args)
+    if args.dataset:  # that dataset's recipe: its profile size and model scale (realmcvsr: the paper's)
+        if args.dataset not in params["datasets"]:
+            raise AsledError(f"dataset {args.dataset!r} is not a key of 'datasets' in params.yaml "
+                             f"({', '.join(params['datasets'])})")
+        if args.write:
+            raise AsledError("--write records the selected dataset's profile; drop --dataset, or select it in params.yaml")
+        params = {**params, "dataset": args.dataset}
     settings = config.profile_settings(params)
     result = profile_model(
         args.method,
@@ -349,6 +356,7 @@ def cmd_profile(args) -> None:
         warmup=settings["warmup"],
         runs=settings["runs"],
         device=args.device,
+        timed=not args.flops_only,
     )
     text = json.dumps(result, indent=2) + "\n"
     if args.write:
@@ -356,8 +364,13 @@ def cmd_profile(args) -> None:
     if args.json:
         print(text, end="")
     else:
-        print(f"{result['method']}: {result['params'] / 1e6:.3f} M params, "
-              f"{result['ms_per_frame']:.1f} ms/frame on {result['device']}")
+        gflops = "n/a" if result["gflops_per_frame"] is None else f"{result['gflops_per_frame']:.1f}"
+        line = f"{result['method']}: {result['params'] / 1e6:.3f} M params, {gflops} GFLOP per {result['size']}^2 frame"
+        if result["ms_per_frame"] is not None:
+            mfu = "n/a" if result["mfu"] is None else f"{100 * result['mfu']:.1f}%"
+            line += (f", {result['ms_per_frame']:.1f} ms/frame on {result['device']} (MFU {mfu} of a measured "
+                     f"{result['peak']['tflops']:.2f} TFLOP/s {result['peak']['dtype']} GEMM)")
+        print(line)
 
 
 def cmd_bench_alm(args) -> None:
@@ -539,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     profile = model_verb("profile", cmd_profile, "parameters and ms per frame (Table 1 timing protocol)", False)
     profile.add_argument("--json", action="store_true")
     profile.add_argument("--write", action="store_true", help="also write results/profile/<method>.json")
+    profile.add_argument("--dataset", default=None,
+                         help="profile under this dataset's recipe (size, frames, model scale); realmcvsr: the paper's")
+    profile.add_argument("--flops-only", action="store_true",
+                         help="count FLOPs and parameters only (meta device; no forward pass, no timing)")
 
     metrics = verbs.add_parser("metrics", help="score images directly").add_subparsers(
         dest="metrics_verb", required=True
