@@ -439,14 +439,19 @@ def cmd_bench_train(args) -> None:
     from asled.bench import bench_train
 
     _set_threads(args.threads)
+    kwargs = config.model_overrides(_params(args), args.method) if args.recipe_scale else None
     result = bench_train(args.method, configs=args.configs, batch=args.batch, frames=args.frames, crop=args.crop,
-                         iterations=args.iterations, warmup=args.warmup, device=args.device)
+                         iterations=args.iterations, warmup=args.warmup, device=args.device, model_kwargs=kwargs)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"training {result['method']} on {result['device']} ({result['settings']})")
+    step = "n/a" if result["step_tflop"] is None else f"{result['step_tflop']:.3f}"
+    print(f"training {result['method']} on {result['device']} ({result['settings']}); {step} TFLOP per step; "
+          f"peak {result['peak']['tflops']:.2f} TFLOP/s ({result['peak']['dtype']} GEMM)")
     for name, item in result["configs"].items():
         speed = item.get("failed") or f"{item['iterations_per_second']:.3f} it/s"
+        if "failed" not in item and item["mfu"] is not None:
+            speed += f"  {item['tflops_per_s']:.3f} TFLOP/s  MFU {100 * item['mfu']:.1f}%"
         print(f"  {name:28s} {speed}")
     print(f"fastest: {result['fastest']}, {result['speedup']:.2f}x fp32 eager")
 
@@ -638,8 +643,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_train.add_argument("--batch", type=int, default=None, help="clips per step (default: 4 GPU / 1 CPU)")
     bench_train.add_argument("--frames", type=int, default=None, help="frames per clip (default: 7 GPU / 3 CPU)")
     bench_train.add_argument("--configs", nargs="+", default=None,
-                             help="candidate speed configurations (default: bf16_channels_last_compile, "
-                             "bf16_channels_last, bf16 on CUDA; channels_last, bf16, bf16_channels_last on CPU)")
+                             help="candidate speed configurations (asled.bench.TRAIN_CONFIGS; default: "
+                             "tf32_channels_last, bf16, bf16_channels_last, bf16_channels_last_regional on CUDA; "
+                             "channels_last, bf16, bf16_channels_last on CPU)")
+    bench_train.add_argument("--recipe-scale", action="store_true",
+                             help="the model at the selected dataset's recipe scale (model_overrides, e.g. the "
+                             "demo's) instead of the catalogue (paper) model")
     bench_train.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     bench_train.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     bench_train.add_argument("--json", action="store_true")

@@ -3,6 +3,8 @@ figure, torchvision's deformable convolution, the measured peak and the MFU arit
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torchvision.ops import deform_conv2d
@@ -62,3 +64,20 @@ def test_peak_and_utilisation():
     assert utilisation(2e12, 2.0, {"tflops": 4.0}) == {"tflops_per_s": 1.0, "mfu": 0.25}
     assert utilisation(None, 1.0, peak) == {"tflops_per_s": None, "mfu": None}
     assert utilisation(1e12, 1.0, None)["mfu"] is None
+
+
+def test_profile_cli_flops_only(capsys):
+    """`asled profile --flops-only`: the count without a forward pass; `--dataset` picks another recipe."""
+    from asled import cli
+
+    assert cli.main(["profile", "ifirnn", "--flops-only", "--json"]) == 0
+    demo = json.loads(capsys.readouterr().out)
+    assert demo["ms_per_frame"] is None and demo["mfu"] is None and demo["timings_ms"] == []
+    assert demo["model_kwargs"] and demo["size"] == 256  # the demo recipe's scale and profile size
+    assert demo["gflops_per_frame"] == pytest.approx(demo["flops"]["flops"] / demo["frames"] / 1e9)
+    assert "2 per multiply-accumulate" in demo["flops"]["convention"]
+    assert cli.main(["profile", "ifirnn", "--flops-only", "--json", "--dataset", "realmcvsr"]) == 0
+    paper = json.loads(capsys.readouterr().out)
+    assert paper["model_kwargs"] == {} and paper["frames"] == 7 and paper["params"] > demo["params"]
+    assert cli.main(["profile", "ifirnn", "--flops-only", "--dataset", "nope"]) == 2
+    assert "'nope' is not a key of 'datasets'" in capsys.readouterr().err
