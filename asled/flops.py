@@ -10,8 +10,9 @@ torch counts a convolution's). Pointwise ops (activations, adds, the bilinear ta
 softmax's exponentials) are not counted by convention; every other op that ran without a formula is
 named in `not_counted`, so a reader sees what the figure leaves out.
 
-Peak: a fixed-size `torch.mm` loop timed in this process (bf16 on CUDA, fp32 on CPU). MFU = achieved
-FLOP/s / that peak: the fraction of the measured matrix rate a workload reaches.
+Peak: a fixed-size GEMM (`torch.mm`) and a fixed-size 3x3 convolution timed in this process (bf16 on
+CUDA, fp32 on CPU), the faster counting (`measure_peak`). MFU = achieved FLOP/s / that peak: the fraction of the
+measured matrix rate a workload reaches.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 FLOP_CONVENTION = "FLOP (2 per multiply-accumulate), torch.utils.flop_counter on the meta device"
-# Peak probe: square GEMM side and timed repeats (about 0.1 s of fp32 on one CPU core at 512; a few ms on a GPU)
-PEAK_SIZES = {"cuda": 8192, "cpu": 512}
-PEAK_REPEATS = {"cuda": 50, "cpu": 10}
+# Peak probe: square GEMM side, multiplications per trial, trials (the fastest trial counts: other processes
+# on a shared machine can only slow a trial down). About 0.5 s on one CPU core; well under 1 s on a GPU.
+PEAK_SIZES = {"cuda": 8192, "cpu": 1024}
+PEAK_REPEATS = {"cuda": 20, "cpu": 3}
+PEAK_TRIALS = 5
+# The second probe, a 3x3 convolution (batch, channels in = out, side): the kernels the models run on
+PEAK_CONV = {"cuda": (8, 512, 128), "cpu": (1, 256, 64)}
 
 
 def _deform_conv_flop(inp, weight, offset, *args, out_shape=None, **kwargs) -> int:
@@ -136,30 +141,52 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_peak(device: torch.device, size: int | None = None, repeats: int | None = None) -> dict:
-    """The matrix rate this process reaches: a square `torch.mm` loop, bf16 on CUDA (TF32 off is
-    irrelevant there), fp32 on CPU (at the current torch thread count). One warm-up call, then
-    `repeats` timed ones; returns {"tflops", "dtype", "size", "repeats", "seconds", "threads", "method"}."""
+def _best_seconds(fn: Callable[[], object], device: torch.device, repeats: int, trials: int) -> float:
+    """Fastest of `trials` timed runs of `repeats` calls, after one warm-up call."""
+    times = []
+    with torch.inference_mode():
+        fn()
+        for _ in range(max(1, trials)):
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def measure_peak(device: torch.device, size: int | None = None, repeats: int | None = None,
+                 trials: int = PEAK_TRIALS, conv: tuple[int, int, int] | None = None) -> dict:
+    """The matrix rate this process reaches, bf16 on CUDA, fp32 on CPU (at the current torch thread count),
+    measured two ways: a `size`^3 GEMM (`torch.mm`: MKL / cuBLAS) and a 3x3 convolution of `conv` =
+    (batch, channels, side) (oneDNN / cuDNN, the kernels the models' convolutions run on). The faster way
+    counts: on AMD CPUs MKL's sgemm reaches about half of oneDNN's convolution rate, and a peak below
+    what the models' own kernels reach would give MFUs above 1. Each way: one warm-up, then the fastest
+    of `trials` runs of `repeats` calls. On a CPU, bf16 kernels (AVX512-BF16 / AMX) can still beat this
+    fp32 peak. Returns {"tflops", "dtype", "threads", "by_way" (TFLOP/s of each way), "method", ...}."""
     kind = "cuda" if device.type == "cuda" else "cpu"
     size = int(size or PEAK_SIZES[kind])
     repeats = int(repeats or PEAK_REPEATS[kind])
+    batch, channels, side = conv or PEAK_CONV[kind]
     dtype = torch.bfloat16 if kind == "cuda" else torch.float32
+    name = str(dtype).replace("torch.", "")
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
-    b = torch.randn(size, size, generator=generator).to(device=device, dtype=dtype)
-    with torch.inference_mode():
-        torch.mm(a, b)
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            torch.mm(a, b)
-        _sync(device)
-        seconds = time.perf_counter() - t0
-    flops = 2 * size**3 * repeats
-    return {"tflops": flops / seconds / 1e12, "dtype": str(dtype).replace("torch.", ""), "size": size,
-            "repeats": repeats, "seconds": seconds, "threads": torch.get_num_threads(),
-            "method": f"{repeats} x torch.mm of two {size}x{size} {str(dtype).replace('torch.', '')} matrices "
-            "after one warm-up, in this process"}
+    a, b = (torch.randn(size, size, generator=generator).to(device=device, dtype=dtype) for _ in range(2))
+    x = torch.randn(batch, channels, side, side, generator=generator).to(device=device, dtype=dtype)
+    w = torch.randn(channels, channels, 3, 3, generator=generator).to(device=device, dtype=dtype)
+    gemm_flops = 2 * size**3 * repeats
+    conv_flops = 2 * batch * channels * channels * 9 * side * side * repeats
+    by_way = {
+        "torch.mm": gemm_flops / _best_seconds(lambda: torch.mm(a, b), device, repeats, trials) / 1e12,
+        "conv3x3": conv_flops / _best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, repeats,
+                                              trials) / 1e12,
+    }
+    return {"tflops": max(by_way.values()), "dtype": name, "size": size, "conv": [batch, channels, side],
+            "repeats": repeats, "trials": trials, "threads": torch.get_num_threads(), "by_way": by_way,
+            "method": f"the faster of a {size}x{size}x{size} torch.mm and a 3x3 conv2d ({channels} -> {channels} "
+            f"channels, {batch} x {side}x{side}), {name}: fastest of {trials} runs of {repeats} calls each after "
+            "one warm-up, in this process"}
 
 
 def utilisation(flops: int | float | None, seconds: float, peak: dict | None) -> dict:

@@ -59,8 +59,9 @@ def test_unavailable_count_is_none_with_reason():
 
 
 def test_peak_and_utilisation():
-    peak = measure_peak(torch.device("cpu"), size=64, repeats=2)
-    assert peak["dtype"] == "float32" and peak["tflops"] > 0 and peak["size"] == 64
+    peak = measure_peak(torch.device("cpu"), size=64, repeats=2, trials=2, conv=(1, 8, 16))
+    assert peak["dtype"] == "float32" and (peak["size"], peak["trials"]) == (64, 2)
+    assert peak["tflops"] == max(peak["by_way"].values()) > 0 and set(peak["by_way"]) == {"torch.mm", "conv3x3"}
     assert utilisation(2e12, 2.0, {"tflops": 4.0}) == {"tflops_per_s": 1.0, "mfu": 0.25}
     assert utilisation(None, 1.0, peak) == {"tflops_per_s": None, "mfu": None}
     assert utilisation(1e12, 1.0, None)["mfu"] is None
