@@ -189,7 +189,7 @@ def measure_peak(device: torch.device, size: int | None = None, repeats: int | N
             "one warm-up, in this process"}
 
 
-def utilisation(flops: int | float | None, seconds: float, peak: dict | None) -> dict:
+def utilisation(flops: float | None, seconds: float, peak: dict | None) -> dict:
     """{"tflops_per_s", "mfu"} of `flops` done in `seconds` against `peak` (`measure_peak`); None where
     the count or the peak is unavailable."""
     if flops is None or seconds <= 0:

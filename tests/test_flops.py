@@ -23,15 +23,28 @@ def test_every_catalogue_model_counts_on_meta(name):
 
 
 def test_asled_net_forward_flops_scale():
-    """Convolutions grow at most linearly with the pixel count (SPyNet pads small frames up to its pyramid),
-    ALM's global matching matmuls quadratically: 64x64 vs 32x32 gives at most 4x and more than 4x. (At the paper's profile size, 7 frames of 256x256, the count is 1677.8 GFLOP per
-    frame: `asled profile asled_net --dataset realmcvsr --flops-only`, README "Speed and utilisation".)"""
+    """Convolutions grow at most linearly with the pixel count (SPyNet pads small frames up to its
+    pyramid), ALM's global matching matmuls quadratically: 64x64 vs 32x32 gives at most 4x and more
+    than 4x. (At the paper's profile size, 7 frames of 256x256, the count is 1677.8 GFLOP per frame:
+    `asled profile asled_net --dataset realmcvsr --flops-only`, README "Speed and utilisation".)"""
     small = model_flops(lambda: build_model("asled_net"), (1, 2, 3, 32, 32))
     large = model_flops(lambda: build_model("asled_net"), (1, 2, 3, 64, 64))
     assert set(small["by_op"]) == {"aten.convolution", "aten.mm"}
-    assert 2 * small["by_op"]["aten.convolution"] < large["by_op"]["aten.convolution"] <= 4 * small["by_op"]["aten.convolution"]
+    conv_small, conv_large = small["by_op"]["aten.convolution"], large["by_op"]["aten.convolution"]
+    assert 2 * conv_small < conv_large <= 4 * conv_small
     assert large["by_op"]["aten.mm"] > 4 * small["by_op"]["aten.mm"]
     assert "aten.grid_sampler_2d" in small["not_counted"] and "aten.topk" in small["not_counted"]
+
+
+def test_asled_net_paper_profile_flops(capsys):
+    """Issue 16's acceptance figure: `asled profile asled_net --json` under the paper recipe counts about
+    1.68 TFLOP per 256x256 frame of a 7-frame clip (FLOPs only: 2 s on one core)."""
+    from asled import cli
+
+    assert cli.main(["profile", "asled_net", "--dataset", "realmcvsr", "--flops-only", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == 7 and result["size"] == 256 and result["params"] == 8_793_521
+    assert result["gflops_per_frame"] == pytest.approx(1677.76, abs=0.01)
 
 
 def test_training_step_counts_backward():
