@@ -369,7 +369,7 @@ def cmd_profile(args) -> None:
         if result["ms_per_frame"] is not None:
             mfu = "n/a" if result["mfu"] is None else f"{100 * result['mfu']:.1f}%"
             line += (f", {result['ms_per_frame']:.1f} ms/frame on {result['device']} (MFU {mfu} of a measured "
-                     f"{result['peak']['tflops']:.2f} TFLOP/s {result['peak']['dtype']} GEMM)")
+                     f"{result['peak']['tflops']:.2f} TFLOP/s {result['peak']['dtype']} peak)")
         print(line)
 
 
@@ -447,7 +447,7 @@ def cmd_bench_train(args) -> None:
         return
     step = "n/a" if result["step_tflop"] is None else f"{result['step_tflop']:.3f}"
     print(f"training {result['method']} on {result['device']} ({result['settings']}); {step} TFLOP per step; "
-          f"peak {result['peak']['tflops']:.2f} TFLOP/s ({result['peak']['dtype']} GEMM)")
+          f"peak {result['peak']['tflops']:.2f} TFLOP/s ({result['peak']['dtype']} GEMM / conv)")
     for name, item in result["configs"].items():
         speed = item.get("failed") or f"{item['iterations_per_second']:.3f} it/s"
         if "failed" not in item and item["mfu"] is not None:
