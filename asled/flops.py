@@ -30,7 +30,7 @@ FLOP_CONVENTION = "FLOP (2 per multiply-accumulate), torch.utils.flop_counter on
 # Peak probe: square GEMM side, multiplications per trial, trials (the fastest trial counts: other processes
 # on a shared machine can only slow a trial down). About 0.5 s on one CPU core; well under 1 s on a GPU.
 PEAK_SIZES = {"cuda": 8192, "cpu": 1024}
-PEAK_REPEATS = {"cuda": 20, "cpu": 3}
+PEAK_REPEATS = {"cuda": 20, "cpu": 1}
 PEAK_TRIALS = 5
 # The second probe, a 3x3 convolution (batch, channels in = out, side): the kernels the models run on
 PEAK_CONV = {"cuda": (8, 512, 128), "cpu": (1, 256, 64)}
@@ -191,8 +191,8 @@ def measure_peak(device: torch.device, size: int | None = None, repeats: int | N
 
 def utilisation(flops: float | None, seconds: float, peak: dict | None) -> dict:
     """{"tflops_per_s", "mfu"} of `flops` done in `seconds` against `peak` (`measure_peak`); None where
-    the count or the peak is unavailable."""
-    if flops is None or seconds <= 0:
+    the count or the peak is unavailable, or the count is 0."""
+    if not flops or seconds <= 0:  # unavailable, or nothing computed (the Blur frame): no utilisation
         return {"tflops_per_s": None, "mfu": None}
     achieved = flops / seconds / 1e12
     mfu = achieved / peak["tflops"] if peak and peak.get("tflops") else None

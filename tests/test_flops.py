@@ -76,7 +76,7 @@ def test_peak_and_utilisation():
     assert peak["dtype"] == "float32" and (peak["size"], peak["trials"]) == (64, 2)
     assert peak["tflops"] == max(peak["by_way"].values()) > 0 and set(peak["by_way"]) == {"torch.mm", "conv3x3"}
     assert utilisation(2e12, 2.0, {"tflops": 4.0}) == {"tflops_per_s": 1.0, "mfu": 0.25}
-    assert utilisation(None, 1.0, peak) == {"tflops_per_s": None, "mfu": None}
+    assert utilisation(None, 1.0, peak) == utilisation(0, 1.0, peak) == {"tflops_per_s": None, "mfu": None}
     assert utilisation(1e12, 1.0, None)["mfu"] is None
 
 
