@@ -257,19 +257,29 @@ def bench_alm(
 
 
 # ----------------------------------------------------------------------------- training throughput
-# Speed configurations of `bench_train`: the recipe keys `precision`, `channels_last`, `compile`.
+# Speed configurations of `bench_train`: the recipe keys `precision`, `channels_last`, `compile`, `tf32`
+# (asled/fastpath.py), applied exactly as `asled.train.Trainer` applies them.
+def _config(precision="fp32", channels_last=False, compile=False, tf32=False) -> dict:
+    return {"precision": precision, "channels_last": channels_last, "compile": compile, "tf32": tf32}
+
+
 TRAIN_CONFIGS = {
-    "fp32_eager": {"precision": "fp32", "channels_last": False, "compile": False},
-    "channels_last": {"precision": "fp32", "channels_last": True, "compile": False},
-    "compile": {"precision": "fp32", "channels_last": False, "compile": True},
-    "bf16": {"precision": "bf16", "channels_last": False, "compile": False},
-    "bf16_channels_last": {"precision": "bf16", "channels_last": True, "compile": False},
-    "bf16_channels_last_compile": {"precision": "bf16", "channels_last": True, "compile": True},
+    "fp32_eager": _config(),
+    "tf32": _config(tf32=True),
+    "channels_last": _config(channels_last=True),
+    "tf32_channels_last": _config(channels_last=True, tf32=True),
+    "compile": _config(compile=True),
+    "regional_compile": _config(compile="regional"),
+    "bf16": _config("bf16"),
+    "bf16_channels_last": _config("bf16", channels_last=True),
+    "bf16_channels_last_regional": _config("bf16", channels_last=True, compile="regional"),
+    "bf16_channels_last_compile": _config("bf16", channels_last=True, compile=True),
 }
-# Candidates for "fastest" per device type. On a CPU, torch.compile (inductor) spends minutes compiling
-# AsLeD-Net's C++ kernels on a small machine, so it is left out unless asked for with `configs`.
+# Candidates for "fastest" per device type. Whole-model torch.compile is left out by default: on AsLeD-Net
+# it did not finish compiling in 330 s on an H200, and inductor spends minutes on a small CPU; ask for it
+# (or regional compilation on a CPU) with `configs`.
 FAST_CANDIDATES = {
-    "cuda": ("bf16_channels_last_compile", "bf16_channels_last", "bf16"),
+    "cuda": ("tf32_channels_last", "bf16", "bf16_channels_last", "bf16_channels_last_regional"),
     "cpu": ("channels_last", "bf16", "bf16_channels_last"),
 }
 # Workload defaults: the paper's training batch on a GPU, a small one on a CPU (a full paper step takes
@@ -291,59 +301,68 @@ def train_throughput(
     warmup: int,
     device: torch.device,
     seed: int = 0,
+    model_kwargs: dict | None = None,
 ) -> dict:
     """Optimisation steps per second of `method` under one speed configuration (compute only, no data loading).
 
-    A step is what `asled.train.Trainer.step` does: Adam, Charbonnier (eps 1e-3), optional bf16 autocast,
-    on a `[batch, frames, 3, crop, crop]` clip of the astronaut photograph (the profiling input) as both
-    streams and target. `warmup` untimed steps (compilation happens there), then `iterations` timed ones,
-    synchronised on CUDA.
+    A step is what `asled.train.Trainer.step` does: Adam, Charbonnier (eps 1e-3), the configuration's
+    options (asled/fastpath.py), on a `[batch, frames, 3, crop, crop]` clip of the astronaut photograph (the
+    profiling input) as both streams and target; the loss stays on the device (no host sync per step).
+    `warmup` untimed steps (compilation happens there), then `iterations` timed ones, synchronised on CUDA.
     """
+    from asled.fastpath import autocast, compile_model, memory_format, tf32
     from asled.losses import charbonnier
     from asled.models.registry import build_model
     from asled.profiling import profile_input
 
     torch.manual_seed(seed)
-    model = build_model(method).to(device)
-    if config["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
+    model = memory_format(build_model(method, **(model_kwargs or {})).to(device), config["channels_last"])
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    net = torch.compile(model) if config["compile"] else model
+    net = compile_model(model, config["compile"])
     net.train()
     clip = profile_input(crop, frames).expand(batch, frames, 3, crop, crop).contiguous().to(device)
     bf16 = config["precision"] == "bf16"
 
-    def step() -> float:
+    def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(device, bf16):
             out = net(clip, clip)
         loss = charbonnier(out.float(), clip, eps=1e-3)
         loss.backward()
         optimizer.step()
-        return loss
+        return loss.detach()
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    t_warm = time.perf_counter()
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    warm_seconds = time.perf_counter() - t_warm
-    t0 = time.perf_counter()
-    for _ in range(iterations):
-        loss = step()
-    synchronize(device)
-    seconds = time.perf_counter() - t0
+    with tf32(config["tf32"]):
+        t_warm = time.perf_counter()
+        for _ in range(warmup):
+            step()
+        synchronize(device)
+        warm_seconds = time.perf_counter() - t_warm
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            loss = step()
+        synchronize(device)
+        seconds = time.perf_counter() - t0
     result = {
         **config,
         "iterations_per_second": iterations / seconds,
         "seconds": seconds,
         "warmup_seconds": warm_seconds,
-        "final_loss": float(loss.detach()),
+        "final_loss": float(loss),
     }
     if device.type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / GIB, 3)
     return result
+
+
+def _train_shape(dev: torch.device, **given) -> dict:
+    shape = dict(TRAIN_SHAPES["cuda" if dev.type == "cuda" else "cpu"])
+    shape.update({key: int(value) for key, value in given.items() if value is not None})
+    if min(shape["batch"], shape["frames"], shape["crop"], shape["iterations"]) < 1 or shape["warmup"] < 0:
+        raise ConfigError(f"bench train settings must be positive (warm-up >= 0), got {shape}")
+    return shape
 
 
 def bench_train(
@@ -357,29 +376,38 @@ def bench_train(
     warmup: int | None = None,
     device: str = "auto",
     seed: int = 0,
+    model_kwargs: dict | None = None,
 ) -> dict:
-    """Training iterations per second: plain fp32 eager vs. the fastest of `configs`, in this one process.
+    """Training iterations per second: plain fp32 eager vs. the fastest of `configs`, in this one process,
+    each with its achieved TFLOP/s and MFU.
 
     `configs` (names of `TRAIN_CONFIGS`; default `FAST_CANDIDATES` for the device) are each measured; a
     configuration this device cannot run is reported with its error, never a number. `fastest` is the
     quickest configuration that ran (fp32 eager included); `speedup` = its iterations/s over fp32 eager's.
+    FLOPs of one step (forward + backward; Adam's pointwise update not counted) are counted on the meta
+    device (asled/flops.py); the peak is a GEMM measured here first (bf16 on CUDA, fp32 on CPU).
+    `model_kwargs`: catalogue overrides (e.g. a recipe's demo scale; default: the catalogue model).
     """
+    from asled.flops import FLOP_CONVENTION, measure_peak, safe_model_flops, utilisation
+    from asled.models.registry import build_model
+
     dev = resolve_device(device)
-    shape = dict(TRAIN_SHAPES["cuda" if dev.type == "cuda" else "cpu"])
-    for key, value in (("batch", batch), ("frames", frames), ("crop", crop), ("iterations", iterations),
-                       ("warmup", warmup)):
-        if value is not None:
-            shape[key] = int(value)
-    if min(shape["batch"], shape["frames"], shape["crop"], shape["iterations"]) < 1 or shape["warmup"] < 0:
-        raise ConfigError(f"bench train settings must be positive (warm-up >= 0), got {shape}")
+    shape = _train_shape(dev, batch=batch, frames=frames, crop=crop, iterations=iterations, warmup=warmup)
     names = list(configs) if configs else list(FAST_CANDIDATES["cuda" if dev.type == "cuda" else "cpu"])
     unknown = [n for n in names if n not in TRAIN_CONFIGS]
     if unknown:
         raise ConfigError(f"unknown bench train configuration(s) {unknown}; choose from {list(TRAIN_CONFIGS)}")
+    kwargs = dict(model_kwargs or {})
+    step_flops = safe_model_flops(lambda: build_model(method, **kwargs),
+                                  (shape["batch"], shape["frames"], 3, shape["crop"], shape["crop"]), backward=True)
+    peak = measure_peak(dev)
     results: dict[str, dict] = {}
     for name in ["fp32_eager", *[n for n in names if n != "fp32_eager"]]:
         try:
-            results[name] = train_throughput(method, TRAIN_CONFIGS[name], device=dev, seed=seed, **shape)
+            results[name] = train_throughput(method, TRAIN_CONFIGS[name], device=dev, seed=seed, model_kwargs=kwargs,
+                                             **shape)
+            total = None if step_flops["flops"] is None else step_flops["flops"] * shape["iterations"]
+            results[name].update(utilisation(total, results[name]["seconds"], peak))
         except Exception as exc:  # a configuration this device or build cannot run is reported, not fatal
             if name == "fp32_eager":
                 raise
@@ -396,6 +424,7 @@ def bench_train(
     return {
         "benchmark": "train_throughput",
         "method": method,
+        "model_kwargs": kwargs,
         "device": describe_device(dev),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -403,9 +432,14 @@ def bench_train(
         "settings": {**shape, "seed": seed, "optimizer": "Adam", "loss": "Charbonnier eps 1e-3"},
         "time": "wall seconds of `iterations` steps after `warmup` untimed ones (synchronised on CUDA); "
         "compute only, no data loading",
+        "step_flops": {**step_flops, "convention": FLOP_CONVENTION},
+        "step_tflop": None if step_flops["flops"] is None else step_flops["flops"] / 1e12,
+        "peak": peak,
+        "utilisation": "tflops_per_s = step FLOPs x iterations / seconds; mfu = tflops_per_s / peak.tflops",
         "configs": results,
         "fp32_eager_iterations_per_second": base,
         "fastest": fastest,
         "fastest_iterations_per_second": ran[fastest]["iterations_per_second"],
         "speedup": ran[fastest]["iterations_per_second"] / base,
+        "ratios_to_fp32_eager": {n: r["iterations_per_second"] / base for n, r in ran.items()},
     }

@@ -362,6 +362,13 @@ def cmd_profile(args) -> None:
 
     _set_threads(args.threads)
     params = _params(args)
+    if args.dataset:  # that dataset's recipe: its profile size and model scale (realmcvsr: the paper's)
+        if args.dataset not in params["datasets"]:
+            raise AsledError(f"dataset {args.dataset!r} is not a key of 'datasets' in params.yaml "
+                             f"({', '.join(params['datasets'])})")
+        if args.write:
+            raise AsledError("--write records the selected dataset's profile; drop --dataset, or select it in params.yaml")
+        params = {**params, "dataset": args.dataset}
     settings = config.profile_settings(params)
     name, weights = _scored(args, params)
     from asled.models.registry import zero_shot_checkpoint
@@ -376,6 +383,7 @@ def cmd_profile(args) -> None:
         warmup=settings["warmup"],
         runs=settings["runs"],
         device=args.device,
+        timed=not args.flops_only,
     )
     text = json.dumps(result, indent=2) + "\n"
     if args.write:
@@ -383,8 +391,13 @@ def cmd_profile(args) -> None:
     if args.json:
         print(text, end="")
     else:
-        print(f"{result['method']}: {result['params'] / 1e6:.3f} M params, "
-              f"{result['ms_per_frame']:.1f} ms/frame on {result['device']}")
+        gflops = "n/a" if result["gflops_per_frame"] is None else f"{result['gflops_per_frame']:.1f}"
+        line = f"{result['method']}: {result['params'] / 1e6:.3f} M params, {gflops} GFLOP per {result['size']}^2 frame"
+        if result["ms_per_frame"] is not None:
+            mfu = "n/a" if result["mfu"] is None else f"{100 * result['mfu']:.1f}%"
+            line += (f", {result['ms_per_frame']:.1f} ms/frame on {result['device']} (MFU {mfu} of a measured "
+                     f"{result['peak']['tflops']:.2f} TFLOP/s {result['peak']['dtype']} peak)")
+        print(line)
 
 
 def cmd_bench_alm(args) -> None:
@@ -453,14 +466,19 @@ def cmd_bench_train(args) -> None:
     from asled.bench import bench_train
 
     _set_threads(args.threads)
+    kwargs = config.model_overrides(_params(args), args.method) if args.recipe_scale else None
     result = bench_train(args.method, configs=args.configs, batch=args.batch, frames=args.frames, crop=args.crop,
-                         iterations=args.iterations, warmup=args.warmup, device=args.device)
+                         iterations=args.iterations, warmup=args.warmup, device=args.device, model_kwargs=kwargs)
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"training {result['method']} on {result['device']} ({result['settings']})")
+    step = "n/a" if result["step_tflop"] is None else f"{result['step_tflop']:.3f}"
+    print(f"training {result['method']} on {result['device']} ({result['settings']}); {step} TFLOP per step; "
+          f"peak {result['peak']['tflops']:.2f} TFLOP/s ({result['peak']['dtype']} GEMM / conv)")
     for name, item in result["configs"].items():
         speed = item.get("failed") or f"{item['iterations_per_second']:.3f} it/s"
+        if "failed" not in item and item["mfu"] is not None:
+            speed += f"  {item['tflops_per_s']:.3f} TFLOP/s  MFU {100 * item['mfu']:.1f}%"
         print(f"  {name:28s} {speed}")
     print(f"fastest: {result['fastest']}, {result['speedup']:.2f}x fp32 eager")
 
@@ -568,6 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--checkpoint", help=checkpoint_help + " (timing does not depend on weights; the file must fit)")
     profile.add_argument("--json", action="store_true")
     profile.add_argument("--write", action="store_true", help="also write results/profile/<method>.json")
+    profile.add_argument("--dataset", default=None,
+                         help="profile under this dataset's recipe (size, frames, model scale); realmcvsr: the paper's")
+    profile.add_argument("--flops-only", action="store_true",
+                         help="count FLOPs and parameters only (meta device; no forward pass, no timing)")
 
     metrics = verbs.add_parser("metrics", help="score images directly").add_subparsers(
         dest="metrics_verb", required=True
@@ -663,8 +685,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench_train.add_argument("--batch", type=int, default=None, help="clips per step (default: 4 GPU / 1 CPU)")
     bench_train.add_argument("--frames", type=int, default=None, help="frames per clip (default: 7 GPU / 3 CPU)")
     bench_train.add_argument("--configs", nargs="+", default=None,
-                             help="candidate speed configurations (default: bf16_channels_last_compile, "
-                             "bf16_channels_last, bf16 on CUDA; channels_last, bf16, bf16_channels_last on CPU)")
+                             help="candidate speed configurations (asled.bench.TRAIN_CONFIGS; default: "
+                             "tf32_channels_last, bf16, bf16_channels_last, bf16_channels_last_regional on CUDA; "
+                             "channels_last, bf16, bf16_channels_last on CPU)")
+    bench_train.add_argument("--recipe-scale", action="store_true",
+                             help="the model at the selected dataset's recipe scale (model_overrides, e.g. the "
+                             "demo's) instead of the catalogue (paper) model")
     bench_train.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     bench_train.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     bench_train.add_argument("--json", action="store_true")

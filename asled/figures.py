@@ -302,6 +302,8 @@ def report_table(table_csv: str | Path, out: str | Path) -> Path:
         if "lpips" in r:
             row["LPIPS"] = _cell(r.get("lpips"), 4)
         row["Params (M)"] = _cell(r.get("params_m"), 2)
+        if "gflops" in r:
+            row["GFLOP"] = _cell(r.get("gflops"), 1)
         if "time_ms" in r:
             row["Time (ms)"] = _cell(r.get("time_ms"), 1)
         row["Paper PSNR"] = _cell(r.get("paper_psnr"), 2)

@@ -148,6 +148,9 @@ def method_row(params: dict, method: str, spec: TableSpec) -> tuple[dict, dict[s
         profile = read_json(paths.profile(method))
         row["params_m"] = profile["params"] / 1e6
         row["time_ms"] = profile["ms_per_frame"] if profile["params"] > 0 else None
+        # forward GFLOP per frame (asled.flops); 0 for the Blur frame like its params, None for a profile
+        # written before FLOPs were counted or a model the counter could not run (re-run `asled profile`)
+        row["gflops"] = profile.get("gflops_per_frame")
         row["time_device"] = profile.get("device")
         row["time_size"] = profile.get("size")
     else:
@@ -253,6 +256,7 @@ def _fr_columns(df: pd.DataFrame, spec: TableSpec, size: str) -> list[Column]:
     if spec.timed:
         devices = sorted({d for d in df.get("time_device", pd.Series(dtype=object)).dropna()})
         where = f", {devices[0]}" if len(devices) == 1 else ""
+        cols.append(Column("gflops", f"GFLOP (per {size} frame)", 1))
         cols.append(Column("time_ms", f"Time (ms per {size} frame{where})", 1))
         if len(devices) > 1:
             cols.append(Column("time_device", "Time device", kind="text"))
@@ -325,6 +329,9 @@ def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tu
         devices = sorted({d for d in df["time_device"].dropna()}) if "time_device" in df else []
         notes.append(f"Our time: ms per {_timing_size(df, params)} frame on {', '.join(devices) or 'unknown device'}; "
                      "the paper's on a GTX 1080 Ti. Different hardware: compare ratios, not values.")
+        notes.append("GFLOP: one forward pass per frame at the profile size, FLOP = 2 per multiply-accumulate "
+                     "(matmuls, convolutions, deformable convolutions; pointwise ops not counted), counted with "
+                     "torch.utils.flop_counter on the meta device (asled/flops.py).")
     if dataset != "realmcvsr":
         notes.append(f"Our numbers come from the `{dataset}` data and recipe; they are not comparable in "
                      "absolute terms with the paper's RealMCVSR figures.")

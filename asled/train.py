@@ -26,8 +26,12 @@ Preemption: SIGTERM or SIGUSR1 (how SLURM preempts) lets the current step finish
 file and raises `Preempted`; `asled train` then exits with `RESUME_EXIT_CODE` (75, EX_TEMPFAIL),
 which the workflow treats as "run me again" (Snakemake `retries`, SLURM requeue).
 
-Speed (all off by default): `precision: bf16` (autocast), `channels_last`, `compile`
-(`torch.compile`); on CUDA the loader pins memory and uses `num_workers` processes.
+Speed (all off by default; asled/fastpath.py, measured by `asled bench train`): `precision: bf16` (autocast,
+fp32 master weights), `channels_last`, `tf32`, `compile` (false / true / regional). The step never waits
+for the device: losses stay on it and are read every `log_every` iterations (and before validation, a
+checkpoint, the end), when the rows of those iterations are logged and checked for NaN/inf; a preemption
+signal is acted on at those points too. The loader pins memory on CUDA (`pin_memory: auto`) and uses
+`num_workers` processes with `prefetch_factor` batches each in flight.
 
 Logs: a tqdm progress bar (it/s, ETA, loss), TensorBoard scalars and the CSV log.
 
@@ -61,6 +65,7 @@ from tqdm import tqdm
 from asled import config, distributed
 from asled.data.dataset import TestClips, TrainClips
 from asled.errors import DataError
+from asled.fastpath import autocast, compile_model, memory_format, tf32
 from asled.flow_recipe import FLOW_DEFAULTS, check_spynet_weights
 from asled.infer import describe_device, resolve_device, run_clip, tensor_to_u8
 from asled.io import atomic_path, write_text
@@ -76,14 +81,16 @@ PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 SETTINGS_KEYS = ("iterations", "batch_size", "crop", "frames", "lr", "eta_min", "charbonnier_eps", "val_every",
                  "num_workers", "checkpoint_every", "devices", "device", "precision", "channels_last", "compile",
-                 "retries", *FLOW_DEFAULTS)
+                 "retries", "tf32", "log_every", "pin_memory", "prefetch_factor", *FLOW_DEFAULTS)
 # Keys added after the first recipes: a settings dict without them gets these values (the flow keys'
 # defaults, BasicVSR's recipe, live in asled.flow_recipe).
 SETTINGS_DEFAULTS = {"checkpoint_every": 1000, "devices": 1, "device": "auto", "precision": "fp32",
-                     "channels_last": False, "compile": False, "retries": 0, **FLOW_DEFAULTS}
+                     "channels_last": False, "compile": False, "retries": 0, "tf32": False, "log_every": 1,
+                     "pin_memory": "auto", "prefetch_factor": None, **FLOW_DEFAULTS}
 # Keys that do not change what is computed (up to the order of floating-point sums over ranks), so a
 # resume file written under other values of them is still valid.
-ENGINE_ONLY_KEYS = ("num_workers", "checkpoint_every", "devices", "device", "compile", "retries")
+ENGINE_ONLY_KEYS = ("num_workers", "checkpoint_every", "devices", "device", "compile", "retries", "log_every",
+                    "pin_memory", "prefetch_factor")
 LOG_COLUMNS = ("iteration", "loss", "lr", "val_psnr")
 ZERO_PARAM_NOTE = "model has no parameters: nothing to train; the checkpoint records the validation PSNR only"
 RESUME_FORMAT = "asled-resume-1"
@@ -325,8 +332,7 @@ class Trainer:
                 self.train_dir, frames=int(s["frames"]), crop=int(s["crop"]),
                 length=int(s["iterations"]) * int(s["batch_size"]), seed=self.seed,
             )
-            if s["channels_last"]:
-                self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = memory_format(self.model, bool(s["channels_last"]))
             self.flow = FlowSchedule(self.model, s)
             self.optimizer = torch.optim.Adam(self.flow.param_groups(self.model, float(s["lr"])), lr=float(s["lr"]))
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -335,36 +341,40 @@ class Trainer:
 
     # -- pieces -------------------------------------------------------------------------------
     def wrap(self) -> None:
-        """DDP around the model (several ranks), then `torch.compile` (optional): `self.net` is what trains."""
-        net: torch.nn.Module = self.model
+        """Regional compilation (in place, before DDP), DDP around the model (several ranks), then whole-model
+        `torch.compile` (optional): `self.net` is what trains."""
+        mode = self.settings["compile"]
+        net: torch.nn.Module = compile_model(self.model, "regional") if mode == "regional" else self.model
         if self.env.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if self.settings["compile"]:
-            net = torch.compile(net)
-        self.net = net
+        self.net = compile_model(net, True) if mode is True else net
 
     def loader(self) -> DataLoader:
         """This rank's samples of iterations `self.iteration ... iterations-1`, in order, one local batch at a time."""
         indices = distributed.RankSamples(self.iteration, int(self.settings["iterations"]),
                                           int(self.settings["batch_size"]), self.env.rank, self.env.world_size)
         workers = int(self.settings["num_workers"])
+        pin = self.settings["pin_memory"]
+        prefetch = self.settings["prefetch_factor"]
         return DataLoader(
             self.train_set, batch_size=self.local_batch, sampler=indices, drop_last=True, num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+            pin_memory=self.device.type == "cuda" if pin == "auto" else bool(pin), persistent_workers=workers > 0,
             worker_init_fn=_loader_worker_init if workers > 0 else None,
+            prefetch_factor=int(prefetch) if workers > 0 and prefetch is not None else None,
         )
 
-    def step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """One optimisation step; returns (this rank's loss, learning rate used)."""
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
+        """One optimisation step; returns (this rank's loss as a detached 0-d tensor on the device, so the
+        step never waits for the device; learning rate used)."""
         self.net.train()
         blur = batch["blur"].to(self.device, non_blocking=True)
         ref = batch["ref"].to(self.device, non_blocking=True)
         gt = batch["gt"].to(self.device, non_blocking=True)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with autocast(self.device, self.bf16):
             out = self.net(blur, ref)
         loss = charbonnier(out.float(), gt, eps=float(self.settings["charbonnier_eps"]))
         loss.backward()
@@ -372,7 +382,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.iteration += 1
-        return float(loss.detach()), float(lr)
+        return loss.detach(), float(lr)
 
     def validate(self) -> float:
         value = validate(self.model, self.valid, int(self.settings["frames"]), self.device, self.env)
@@ -414,7 +424,9 @@ class Trainer:
             "method": self.method,
             "model_kwargs": self.model_kwargs,
             "seed": self.seed,
-            "settings": {k: v for k, v in self.settings.items() if k not in ENGINE_ONLY_KEYS},
+            # tf32 came later: off, it is left out, so resume files written before it stay valid
+            "settings": {k: v for k, v in self.settings.items()
+                         if k not in ENGINE_ONLY_KEYS and not (k == "tf32" and not v)},
             "train": split_digest(self.train_dir),
             "valid": split_digest(self.valid_dir),
         }, sort_keys=True, default=str)
@@ -497,10 +509,43 @@ class Trainer:
                     mininterval=0.1 if interactive else 30.0)
 
     # -- the run ------------------------------------------------------------------------------
+    def read_losses(self, pending: list[tuple[int, torch.Tensor, float]], stop: dict[str, int | None]
+                    ) -> tuple[list[float], bool]:
+        """The pending steps' global-batch losses, read with one host sync (and, with several ranks, one
+        collective that also says whether any rank was signalled); returns (losses, stop requested)."""
+        local = torch.stack([loss for _, loss, _ in pending]).double().tolist() if pending else []
+        sums = distributed.all_reduce_sum([*local, float(stop["signal"] is not None)], self.env, self.device)
+        losses = [v / self.env.world_size for v in sums[:-1]] if self.env.enabled else local
+        for (iteration, _, _), loss in zip(pending, losses):
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss} at iteration {iteration}")
+        return losses, sums[-1] > 0
+
+    def log_rows(self, pending: list[tuple[int, torch.Tensor, float]], losses: list[float], seconds: float,
+                 writer, bar: tqdm, val_psnr: float | None) -> None:
+        """One log row per pending step (the last one carries `val_psnr` when validated)."""
+        for (iteration, _, lr), loss in zip(pending, losses):
+            row: dict[str, Any] = {"iteration": iteration, "loss": loss, "lr": lr}
+            if val_psnr is not None and iteration == self.iteration:
+                row["val_psnr"] = val_psnr
+            self.log.append(row)
+            if writer is not None:
+                writer.add_scalar("train/loss", loss, iteration)
+                writer.add_scalar("train/lr", lr, iteration)
+                # the interval's mean: without a sync per step, single steps cannot be timed
+                writer.add_scalar("train/seconds_per_iteration", seconds / len(pending), iteration)
+                if "val_psnr" in row:
+                    writer.add_scalar("valid/psnr", val_psnr, iteration)
+        if losses:
+            postfix = {"loss": f"{losses[-1]:.4f}"}
+            bar.set_postfix(postfix | ({"val_psnr": f"{val_psnr:.2f}"} if val_psnr is not None else {}))
+        bar.update(len(pending))
+
     def train_loop(self, stop: dict[str, int | None]) -> float | None:
         total = int(self.settings["iterations"])
         val_every = int(self.settings["val_every"] or 0)
         every = int(self.settings["checkpoint_every"])
+        log_every = int(self.settings["log_every"])
         last_loss: float | None = None
         self.load_resume()
         self.wrap()
@@ -514,34 +559,24 @@ class Trainer:
         try:
             with self.progress() as bar:
                 data = iter(self.loader())
+                pending: list[tuple[int, torch.Tensor, float]] = []  # steps whose loss is still on the device
+                t_read = time.perf_counter()
                 while self.iteration < total:
-                    t0 = time.perf_counter()
-                    local_loss, lr = self.step(next(data))
-                    # one collective per step: the global-batch loss, and whether any rank was signalled
-                    loss_sum, stops = distributed.all_reduce_sum(
-                        [local_loss, float(stop["signal"] is not None)], self.env, self.device)
-                    last_loss = loss_sum / self.env.world_size if self.env.enabled else local_loss
-                    if not math.isfinite(last_loss):
-                        raise FloatingPointError(f"training loss became {last_loss} at iteration {self.iteration}")
-                    row: dict[str, Any] = {"iteration": self.iteration, "loss": last_loss, "lr": lr}
-                    if (val_every > 0 and self.iteration % val_every == 0) or self.iteration == total:
-                        row["val_psnr"] = self.validate()
-                        bar.set_postfix(loss=f"{last_loss:.4f}", val_psnr=f"{row['val_psnr']:.2f}")
-                    else:
-                        bar.set_postfix(loss=f"{last_loss:.4f}")
-                    self.log.append(row)
-                    if writer is not None:
-                        writer.add_scalar("train/loss", last_loss, self.iteration)
-                        writer.add_scalar("train/lr", lr, self.iteration)
-                        writer.add_scalar("train/seconds_per_iteration", time.perf_counter() - t0, self.iteration)
-                        if "val_psnr" in row:
-                            writer.add_scalar("valid/psnr", row["val_psnr"], self.iteration)
-                    bar.update(1)
-                    if self.iteration < total and stops > 0:
+                    loss, lr = self.step(next(data))
+                    pending.append((self.iteration, loss, lr))
+                    validate = (val_every > 0 and self.iteration % val_every == 0) or self.iteration == total
+                    periodic = bool(every) and self.iteration % every == 0 and self.iteration < total
+                    if not (validate or periodic or self.iteration % log_every == 0 or self.iteration == total):
+                        continue
+                    losses, stops = self.read_losses(pending, stop)
+                    seconds, t_read = time.perf_counter() - t_read, time.perf_counter()
+                    self.log_rows(pending, losses, seconds, writer, bar, self.validate() if validate else None)
+                    last_loss, pending = losses[-1], []
+                    if self.iteration < total and stops:
                         signum = stop["signal"] or signal.SIGTERM  # another rank was signalled
                         self.save_resume(f"stopped by {signal.Signals(signum).name}")
                         raise Preempted(signum, self.iteration, self.resume_file)
-                    if every and self.iteration % every == 0 and self.iteration < total:
+                    if periodic:
                         self.save_resume("periodic")
         finally:
             if writer is not None:
@@ -556,7 +591,7 @@ class Trainer:
         t0 = time.perf_counter()
         last_loss: float | None = None
         try:
-            with deterministic(self.device), preemption_signals() as stop:
+            with deterministic(self.device), tf32(bool(self.settings["tf32"])), preemption_signals() as stop:
                 if not self.trainable:
                     self.log.append({"iteration": 0, "val_psnr": self.validate()})
                     self.save()
@@ -579,7 +614,8 @@ class Trainer:
             "last_val_psnr": self.last_val_psnr,
             "precision": self.settings["precision"],
             "channels_last": bool(self.settings["channels_last"]),
-            "compile": bool(self.settings["compile"]),
+            "compile": self.settings["compile"],
+            "tf32": bool(self.settings["tf32"]),
             "seconds": time.perf_counter() - t0,
             "checkpoint": str(self.out_checkpoint),
             "log_csv": str(self.log_csv) if self.log_csv is not None else None,

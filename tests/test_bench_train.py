@@ -22,10 +22,17 @@ def test_bench_train_cli_json(capsys):
     assert set(result["configs"]) == {"fp32_eager", "channels_last"}
     for name, item in result["configs"].items():
         assert item["iterations_per_second"] > 0 and math.isfinite(item["final_loss"])
-        assert {k: item[k] for k in ("precision", "channels_last", "compile")} == TRAIN_CONFIGS[name]
+        assert {k: item[k] for k in ("precision", "channels_last", "compile", "tf32")} == TRAIN_CONFIGS[name]
+        # utilisation: the step's counted FLOPs over the time, against the GEMM peak measured in the run
+        assert item["tflops_per_s"] == pytest.approx(
+            result["step_flops"]["flops"] * 1 / item["seconds"] / 1e12)
+        assert item["mfu"] == pytest.approx(item["tflops_per_s"] / result["peak"]["tflops"])
     fastest = result["configs"][result["fastest"]]["iterations_per_second"]
     assert result["speedup"] == pytest.approx(fastest / result["fp32_eager_iterations_per_second"])
     assert result["speedup"] >= 1.0  # fp32 eager is itself a candidate
+    assert result["step_flops"]["pass"] == "forward+backward" and result["step_flops"]["shape"] == [1, 2, 3, 32, 32]
+    assert result["peak"]["dtype"] == "float32" and result["peak"]["tflops"] > 0
+    assert result["ratios_to_fp32_eager"]["fp32_eager"] == 1.0
 
 
 def test_bench_train_rejects_unknown_config():

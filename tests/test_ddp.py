@@ -51,7 +51,7 @@ trainer.wrap()
 batch = next(iter(trainer.loader()))
 loss, _ = trainer.step(batch)
 grads = {name: p.grad.detach().clone() for name, p in trainer.model.named_parameters()}
-torch.save({"grads": grads, "loss": loss, "local_batch": batch["blur"].shape[0], "world": trainer.env.world_size,
+torch.save({"grads": grads, "loss": float(loss), "local_batch": batch["blur"].shape[0], "world": trainer.env.world_size,
             "backend": trainer.env.backend}, out / f"rank{trainer.env.rank}_of_{trainer.env.world_size}.pt")
 distributed.teardown(trainer.env)
 '''

@@ -87,6 +87,8 @@ def test_table1_values_come_from_the_evaluations(table1, results):
     assert df.loc["asled_net", "paper_lpips"] == pytest.approx(0.1614)
     assert math.isnan(df.loc["blur", "paper_params_m"]) and math.isnan(df.loc["blur", "time_ms"])
     assert df.loc["asled_net", "params_m"] > 8 and df.loc["asled_net", "time_device"].startswith("cpu")
+    # forward GFLOP per frame from the profile; the Blur frame computes nothing (0, like its params)
+    assert df.loc["blur", "gflops"] == 0 and df.loc["asled_net", "gflops"] > 1
 
 
 def test_table1_statistics(table1):
@@ -108,6 +110,7 @@ def test_table1_markdown_latex_json(table1):
                  "ΔPSNR", "ΔLPIPS"):
         assert f"| {name} |" in header
     assert re.search(r"\| Time \(ms per 32x32 frame, cpu: [^|]+\) \|", header)  # the size the profiles ran at
+    assert "| GFLOP (per 32x32 frame) | Time (ms" in header and "2 per multiply-accumulate" in md
     blur_row = next(line for line in md.splitlines() if line.startswith("| Blur frame"))
     assert re.search(r"\| \d+\.\d\d ± 0\.00† \| \[\d+\.\d\d, \d+\.\d\d\] \|", blur_row)
     assert "| unavailable |" in blur_row and "| 18.22 |" in blur_row

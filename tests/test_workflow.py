@@ -44,6 +44,8 @@ def test_table1_has_rows_with_finite_values_and_paper_columns(snakemake_run: Pat
     assert table.loc["Blur frame", "paper_psnr"] == pytest.approx(18.22)
     assert table.loc["AsLeD-Net", "paper_psnr"] == pytest.approx(26.34)
     assert table.loc["AsLeD-Net", "params_m"] > 1.0
+    # forward GFLOP per frame from each profile: the Blur frame computes nothing
+    assert table.loc["AsLeD-Net", "gflops"] > 0 and table.loc["Blur frame", "gflops"] == 0
     markdown = (snakemake_run / "results/tables/table1_main.md").read_text()
     assert "Paper PSNR" in markdown and "AsLeD-Net" in markdown
     # temporal consistency, seeds' std, bootstrap CI and paired-test columns; with the tiny run's single
