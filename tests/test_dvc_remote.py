@@ -92,5 +92,5 @@ def test_exp_run_reruns_only_the_stages_a_parameter_reaches(pushed, key):
     assert not upstream, f"stages upstream of metrics.{key} ran: {upstream}"
     assert yaml.safe_load((repo / "params.yaml").read_text())["metrics"][key] == value
     # the table's caption names the convention the new scores used
-    caption = {"y_channel": "Y channel (BT.601 studio range", "ssim": "SSIM 3-D Gaussian (MATLAB)"}[key]
+    caption = {"y_channel": "(Y, full frame", "ssim": "SSIM 3-D Gaussian (MATLAB)"}[key]
     assert caption in (repo / "results/tables/table1_main.md").read_text().splitlines()[0]
