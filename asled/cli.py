@@ -385,6 +385,8 @@ def cmd_profile(args) -> None:
         device=args.device,
         timed=not args.flops_only,
     )
+    if result["model_kwargs"] and not zero_shot and not args.write:  # recipe scale: count the paper's too (meta)
+        result["paper_scale"] = _paper_scale_flops(args.method, params)
     text = json.dumps(result, indent=2) + "\n"
     if args.write:
         write_text(config.paths(params).profile(name), text)
@@ -398,6 +400,20 @@ def cmd_profile(args) -> None:
             line += (f", {result['ms_per_frame']:.1f} ms/frame on {result['device']} (MFU {mfu} of a measured "
                      f"{result['peak']['tflops']:.2f} TFLOP/s {result['peak']['dtype']} peak)")
         print(line)
+        if "paper_scale" in result:
+            paper = result["paper_scale"]
+            print(f"  paper scale ({paper['model']}): {paper['params'] / 1e6:.3f} M params, "
+                  f"{paper['gflops_per_frame']:.1f} GFLOP per {paper['size']}^2 frame of a {paper['frames']}-frame clip")
+
+
+def _paper_scale_flops(method: str, params: dict) -> dict:
+    """FLOPs of the catalogue (full-size) model at the paper recipe's profile protocol, counted on meta."""
+    from asled.profiling import profile_model
+
+    protocol = params["recipes"][config.PAPER_RECIPE]["profile"]
+    full = profile_model(method, size=protocol["size"], frames=protocol["frames"], device="cpu", timed=False)
+    return {"model": "catalogue model, no recipe overrides", "recipe": config.PAPER_RECIPE,
+            **{key: full[key] for key in ("params", "gflops_per_frame", "size", "frames")}}
 
 
 def cmd_bench_alm(args) -> None:

@@ -330,6 +330,10 @@ def test_settings(params: dict) -> dict:
     return dict(recipe(params).get("test", {}))
 
 
+# The recipe of the paper's full-size models (Table 1's paper protocol); `asled profile` counts them too.
+PAPER_RECIPE = "paper"
+
+
 def profile_settings(params: dict) -> dict:
     return dict(recipe(params)["profile"])
 

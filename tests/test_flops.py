@@ -45,6 +45,13 @@ def test_asled_net_paper_profile_flops(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["frames"] == 7 and result["size"] == 256 and result["params"] == 8_793_521
     assert result["gflops_per_frame"] == pytest.approx(1677.76, abs=0.01)
+    assert "paper_scale" not in result  # the paper recipe's model has no overrides: it is the paper scale
+    # the default dataset (the demo) profiles its reduced model, and reports the paper-scale count beside it
+    assert cli.main(["profile", "asled_net", "--flops-only", "--json"]) == 0
+    demo = json.loads(capsys.readouterr().out)
+    assert demo["model_kwargs"] and demo["gflops_per_frame"] < 1000
+    assert demo["paper_scale"]["gflops_per_frame"] == pytest.approx(1677.76, abs=0.01)
+    assert demo["paper_scale"]["params"] == 8_793_521 and demo["paper_scale"]["frames"] == 7
 
 
 def test_training_step_counts_backward():
