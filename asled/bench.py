@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from asled.errors import ConfigError
-from asled.infer import describe_device, resolve_device, synchronize
+from asled.device import describe_device, resolve_device, synchronize
 from asled.models.alm import global_topk_aggregate, window_topk_aggregate
 
 GIB = 1024**3

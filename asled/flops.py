@@ -26,6 +26,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from asled.device import synchronize
+
 FLOP_CONVENTION = "FLOP (2 per multiply-accumulate), torch.utils.flop_counter on the meta device"
 # Peak probe: square GEMM side, multiplications per trial, trials (the fastest trial counts: other processes
 # on a shared machine can only slow a trial down). About 0.5 s on one CPU core; well under 1 s on a GPU.
@@ -136,22 +138,17 @@ def safe_model_flops(build: Callable[[], torch.nn.Module], shape: tuple[int, ...
 
 
 # ----------------------------------------------------------------------------- peak and MFU
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _best_seconds(fn: Callable[[], object], device: torch.device, repeats: int, trials: int) -> float:
     """Fastest of `trials` timed runs of `repeats` calls, after one warm-up call."""
     times = []
     with torch.inference_mode():
         fn()
         for _ in range(max(1, trials)):
-            _sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
             for _ in range(repeats):
                 fn()
-            _sync(device)
+            synchronize(device)
             times.append(time.perf_counter() - t0)
     return min(times)
 

@@ -10,7 +10,6 @@ frames. Outputs are clamped to [0, 1], scaled to 8 bits and rounded. The output 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,46 +20,11 @@ import torch
 from tqdm import tqdm
 
 from asled.data.dataset import TestClips
+from asled.device import describe_device, resolve_device, synchronize
 from asled.errors import AsledError, ConfigError, DataError
 from asled.io import atomic_dir, write_png
 from asled.models.registry import build_model, count_parameters
 from asled.tiling import check_tiling, tiled_forward
-
-
-# ----------------------------------------------------------------------------- devices
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" -> CUDA when available, else CPU; anything else is passed to `torch.device`."""
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{device}' requested but CUDA is not available here; use device 'auto' or 'cpu'")
-    return dev
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def describe_device(device: torch.device) -> str:
-    """Human-readable device: "cpu: <model name> x<threads> threads" or "cuda: <GPU name>"."""
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"cuda: {torch.cuda.get_device_name(index)}"
-    return f"cpu: {cpu_name()} x{torch.get_num_threads()} threads"
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------- running a model

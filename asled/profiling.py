@@ -22,7 +22,8 @@ import torch
 
 from asled.errors import ConfigError
 from asled.flops import FLOP_CONVENTION, measure_peak, safe_model_flops, utilisation
-from asled.infer import describe_device, load_checkpoint, load_model, resolve_device, synchronize
+from asled.device import describe_device, resolve_device, synchronize
+from asled.infer import load_checkpoint, load_model
 from asled.models.registry import build_model, count_parameters
 
 

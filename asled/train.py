@@ -67,7 +67,8 @@ from asled.data.dataset import TestClips, TrainClips
 from asled.errors import DataError
 from asled.fastpath import autocast, compile_model, memory_format, tf32
 from asled.flow_recipe import FLOW_DEFAULTS, check_spynet_weights
-from asled.infer import describe_device, resolve_device, run_clip, tensor_to_u8
+from asled.device import describe_device, resolve_device
+from asled.infer import run_clip, tensor_to_u8
 from asled.io import atomic_path, write_text
 from asled.losses import charbonnier
 from asled.metrics.fr import psnr
