@@ -22,7 +22,7 @@ from tqdm import tqdm
 from asled.data.dataset import TestClips
 from asled.device import describe_device, resolve_device, synchronize
 from asled.errors import AsledError, ConfigError, DataError
-from asled.io import atomic_dir, write_png
+from asled.io import atomic_dir, load_tensors, write_png
 from asled.models.registry import build_model, count_parameters
 from asled.tiling import check_tiling, tiled_forward
 
@@ -69,12 +69,8 @@ def run_clip(
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: checkpoint is missing; run the train step for this method first")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read checkpoint ({exc}); delete it and re-run the train step") from exc
+    ckpt = load_tensors(path, missing="checkpoint is missing; run the train step for this method first",
+                        unreadable="cannot read checkpoint; delete it and re-run the train step")
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise DataError(f"{path}: not an asled checkpoint (no 'state_dict'); re-run the train step")
     return ckpt

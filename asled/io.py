@@ -94,6 +94,20 @@ def current_umask() -> int:
     return mask
 
 
+def load_tensors(path: str | Path, *, missing: str, unreadable: str):
+    """`torch.load(path, weights_only=True)` on the CPU (tensors and plain containers, never pickled code);
+    a missing or unreadable file is a DataError naming the path, `missing` / `unreadable` saying the fix."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {missing}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: {unreadable} ({exc})") from exc
+
+
 def honour_umask(path: str | Path) -> None:
     """Give `path` the mode a plain open() or mkdir() would have (0666 / 0777 less the umask).
 

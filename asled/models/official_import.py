@@ -257,17 +257,13 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path | None = 
     recording the source's SHA-256, the method and the wrapper read. Returns that record."""
     import torch
 
-    from asled.io import atomic_path, write_text
+    from asled.io import atomic_path, load_tensors, write_text
     from asled.weights import sha256_file
 
     source = Path(source)
-    if not source.is_file():
-        raise DataError(f"{source}: no such file; give the path of the downloaded official checkpoint")
-    try:
-        obj = torch.load(source, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"{source}: cannot be read with torch.load(weights_only=True) ({exc}); only plain tensor "
-                        "checkpoints are imported (no pickled code)") from exc
+    obj = load_tensors(source, missing="no such file; give the path of the downloaded official checkpoint",
+                       unreadable="cannot be read with torch.load(weights_only=True); only plain tensor "
+                                  "checkpoints are imported (no pickled code)")
     state, how = unwrap(obj, str(source), param_key)
     mapped = convert(method, state, str(source), model_kwargs)
     out = Path(out) if out else default_out(method, source)
