@@ -1,5 +1,5 @@
 # asled-bench: the whole AsLeD-Net reproduction as one DAG.
-#   snakemake --cores all          build results/tables/table1_main.{csv,md} and the report's figures
+#   snakemake --cores all          build results/tables/<dataset>/table1_main.{csv,md} and the report's figures
 #   snakemake --cores all --report results/report.html        the HTML report
 #   snakemake --profile workflow/profiles/slurm               every job on SLURM (README)
 # params.yaml is the one configuration (also read by dvc.yaml and the asled CLI).
@@ -22,14 +22,10 @@ report: "workflow/report/workflow.rst"
 rule all:
     default_target: True
     input:
-        "results/tables/table1_main.csv",
-        "results/tables/table1_main.md",
-        # no-reference scores of every method on the real captures (when params.yaml lists any)
-        expand("results/tables/table_nr_real.{ext}", ext=["csv", "md", "tex"]) if (config.get("real") or {}).get("captures") else [],
-        # the HTML report's figures and table (snakemake --report results/report.html)
-        list(asled_config.FIGURE_OUTPUTS.values()),
-        asled_config.REPORT_TABLES["table1"],
-        asled_config.REPORT_GALLERY,
+        # every job of the stage table: the tables `tables` lists (default Table 1), the no-reference table
+        # of the real captures (when params.yaml lists any), the report's figures; the same targets as
+        # `dvc repro` (asled/stages.py)
+        [out.path for job in PIPELINE.jobs() for out in job.outs.values() if not out.dvc_only],
 
 
 include: "workflow/rules/data.smk"

@@ -338,7 +338,8 @@ def cmd_real_restore(args) -> None:
 
 
 def cmd_real_score(args) -> None:
-    from asled.real import captures_checked, nr_metrics, score_method
+    from asled.real import captures_checked
+    from asled.real_nr import nr_metrics, score_method
 
     _set_threads(args.threads)
     params = _params(args)
@@ -350,7 +351,7 @@ def cmd_real_score(args) -> None:
 
 
 def cmd_real_table(args) -> None:
-    from asled.real import write_nr_table
+    from asled.real_nr import write_nr_table
 
     df = write_nr_table(_params(args), Path(args.out) if args.out else None)
     print(df.drop(columns=[c for c in df.columns if c.endswith("_std")]).to_string(index=False))
@@ -512,20 +513,20 @@ def cmd_figures(args) -> None:
 
     params = _params(args)
     kind = args.kind
+    paths = config.paths(params)
     if kind == "gallery":
-        images = {title: config.FIGURE_OUTPUTS[key] for key, title in figures.GALLERY.items()}
-        print(figures.gallery_html(images, Path(args.out or config.REPORT_GALLERY)))
+        images = {title: paths.figure(key) for key, title in figures.GALLERY.items()}
+        print(figures.gallery_html(images, Path(args.out or paths.report_gallery)))
         return
     if kind == "table":
         table = args.table or "table1"
-        src = Path(config.TABLE_OUTPUTS[table] + ".csv")
-        out = figures.report_table(src, Path(args.out) if args.out else figures.report_table_path(table))
-        print(out)
+        src = paths.table(table).with_suffix(".csv")
+        print(figures.report_table(src, Path(args.out or paths.report_table(table))))
         return
-    out = Path(args.out or figures.FIGURES[kind])
+    out = Path(args.out or paths.figure(kind))
     seed = params["seeds"][0] if args.seed is None else args.seed
-    test = config.paths(params).prepared("test")
-    table_csv = Path(config.TABLE_OUTPUTS["table1"] + ".csv")
+    test = paths.prepared("test")
+    table_csv = paths.table("table1").with_suffix(".csv")
     if kind == "qualitative":
         figures.qualitative_panel(test, figures.restored_dirs(params, params["methods"], seed), out,
                                   clips=args.clips, crop=args.crop)
@@ -564,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--root", help="dataset folder (default: the selected dataset's)")
     validate.add_argument("--pixels", action="store_true", help="decode every frame, not only PNG headers")
     validate.add_argument("--summary", action="store_true",
-                          help="also write the counts to results/data_summary.{json,md}")
+                          help="also write the counts to results/data_summary/<dataset>.{json,md}")
     validate.set_defaults(func=cmd_data_validate)
     prepare = data.add_parser("prepare", help="synthesise blur and prepare the reference for one split")
     prepare.add_argument("--split", required=True, choices=config.SPLITS)
@@ -601,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile = model_verb("profile", cmd_profile, "parameters and ms per frame (Table 1 timing protocol)", False)
     profile.add_argument("--checkpoint", help=checkpoint_help + " (timing does not depend on weights; the file must fit)")
     profile.add_argument("--json", action="store_true")
-    profile.add_argument("--write", action="store_true", help="also write results/profile/<method>.json")
+    profile.add_argument("--write", action="store_true", help="also write results/profile/<dataset>/<method>.json")
     profile.add_argument("--dataset", default=None,
                          help="profile under this dataset's recipe (size, frames, model scale); realmcvsr: the paper's")
     profile.add_argument("--flops-only", action="store_true",
@@ -672,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
         sub.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
         sub.set_defaults(func=func)
-    real_table = real_verbs.add_parser("table", help="compile results/tables/table_nr_real.{csv,md,tex,json}")
+    real_table = real_verbs.add_parser("table", help="compile results/tables/<dataset>/table_nr_real.{csv,md,tex,json}")
     real_table.add_argument("--out", help="output path without extension")
     real_table.set_defaults(func=cmd_real_table)
 
@@ -737,18 +738,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = verbs.add_parser("table", help="compile a table (csv, md, tex, json) from the results")
     table.add_argument("table", choices=["table1", "table2", "supp1"])
-    table.add_argument("--out", help="output path without extension (default: results/tables/<name>)")
+    table.add_argument("--out", help="output path without extension (default: results/tables/<dataset>/<name>)")
     table.set_defaults(func=cmd_table)
 
     fig = verbs.add_parser("figures", help="draw a report figure (or a report table) from the results")
     fig.add_argument("kind", choices=["qualitative", "psnr-bar", "psnr-time", "loss", "flow", "table", "gallery"])
     fig.add_argument("table", nargs="?", choices=["table1", "table2", "supp1"], help="with `table`: which one")
-    fig.add_argument("--out", help="output file (default: results/figures/<name>)")
+    fig.add_argument("--out", help="output file (default: results/figures/<dataset>/<name>)")
     fig.add_argument("--seed", type=int, default=None, help="restored frames of this seed (default: the first)")
     fig.add_argument("--clips", type=int, default=2, help="test clips shown (qualitative, flow)")
     fig.add_argument("--crop", type=int, default=None, help="crop side in pixels (qualitative)")
     fig.set_defaults(func=cmd_figures)
+    add_workflow_verbs(verbs)
     return parser
+
+
+def cmd_workflow_dvc(args) -> None:
+    from asled import dvcfile
+
+    params = config.read_yaml(Path(args.params))
+    config.check_params(config.read_yaml(Path(args.params)), source=Path(args.params))
+    if args.check:
+        dvcfile.check(params, Path(args.out))
+        print(f"{args.out} matches {args.params}")
+    else:
+        print(dvcfile.write(params, Path(args.out)))
+
+
+def add_workflow_verbs(verbs) -> None:
+    workflow = verbs.add_parser("workflow", help="the front-ends' files, written from the stage table (asled/stages.py)")
+    workflow_verbs = workflow.add_subparsers(dest="workflow_verb", required=True)
+    dvc = workflow_verbs.add_parser("dvc", help="write dvc.yaml for params.yaml (one stage per job)")
+    dvc.add_argument("--check", action="store_true",
+                     help="only check that the file matches params.yaml (the first DVC stage runs this)")
+    dvc.add_argument("--out", default="dvc.yaml", help="the DVC file (default: dvc.yaml)")
+    dvc.set_defaults(func=cmd_workflow_dvc)
 
 
 def main(argv: list[str] | None = None) -> int:

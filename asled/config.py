@@ -20,22 +20,18 @@ from asled.errors import ConfigError
 # Shipped inside the package, so every params.yaml is validated wherever it lives (Snakemake, DVC, CLI).
 SCHEMA_FILE = Path(__file__).with_name("params.schema.yaml")
 SPLITS = ("train", "valid", "test")
-# Compiled tables (path without extension): Table 1, Table 2, Supplementary Table 1.
-TABLE_OUTPUTS = {
-    "table1": "results/tables/table1_main",
-    "table2": "results/tables/table2_modules",
-    "supp1": "results/tables/tableS1_variants",
+# File names (without extension) of the compiled tables: Table 1, Table 2, Supplementary Table 1, and the
+# no-reference table of the real captures; each lives under results/tables/<dataset>/ (Paths.table).
+TABLE_FILES = {"table1": "table1_main", "table2": "table2_modules", "supp1": "tableS1_variants"}
+NR_TABLE_FILE = "table_nr_real"
+# Figures of the HTML report (asled.figures draws them), under results/figures/<dataset>/ (Paths.figure).
+FIGURE_FILES = {
+    "qualitative": "qualitative.png",
+    "psnr-bar": "psnr_bar.png",
+    "psnr-time": "psnr_vs_time.png",
+    "loss": "loss_curves.png",
+    "flow": "flow.png",
 }
-# Figures of the HTML report (asled.figures draws them) and the compact table copies it shows.
-FIGURE_OUTPUTS = {
-    "qualitative": "results/figures/qualitative.png",
-    "psnr-bar": "results/figures/psnr_bar.png",
-    "psnr-time": "results/figures/psnr_vs_time.png",
-    "loss": "results/figures/loss_curves.png",
-    "flow": "results/figures/flow.png",
-}
-REPORT_TABLES = {table: f"results/figures/{Path(out).name}_report.csv" for table, out in TABLE_OUTPUTS.items()}
-REPORT_GALLERY = "results/figures/gallery.html"
 CAMERAS = ("UW", "W")
 BLUR_METHOD = "blur"  # the blurry input itself (catalogue name): the row every trained model is read against
 # Every camera folder RealMCVSR ships; a dataset's `cameras` may add T (telephoto) to UW and W.
@@ -191,7 +187,7 @@ class Paths:
     @property
     def data_summary(self) -> Path:
         """Counted clips and frames per split (`.json` and `.md` beside each other)."""
-        return Path("results/data_summary")
+        return Path("results/data_summary") / self.dataset
 
     def prepared(self, split: str) -> Path:
         return Path("data/prepared") / self.dataset / split
@@ -213,7 +209,23 @@ class Paths:
         return Path("results/metrics") / self.dataset / method / f"seed{seed}.csv"
 
     def profile(self, method: str) -> Path:
-        return Path("results/profile") / f"{method}.json"
+        return Path("results/profile") / self.dataset / f"{method}.json"
+
+    def table(self, table: str) -> Path:
+        """A compiled table without extension (`.csv`, `.md`, `.tex`, `.json` beside each other)."""
+        return Path("results/tables") / self.dataset / (NR_TABLE_FILE if table == "nr_real" else TABLE_FILES[table])
+
+    def figure(self, kind: str) -> Path:
+        return Path("results/figures") / self.dataset / FIGURE_FILES[kind]
+
+    def report_table(self, table: str) -> Path:
+        """The compact display copy of a compiled table that the HTML report shows."""
+        return Path("results/figures") / self.dataset / f"{TABLE_FILES[table]}_report.csv"
+
+    @property
+    def report_gallery(self) -> Path:
+        """Every figure inlined in one page (the report's landing page embeds it)."""
+        return Path("results/figures") / self.dataset / "gallery.html"
 
     # Real dual-lens captures (no ground truth): raw videos or frame folders, ingested pairs,
     # restorations and no-reference scores (asled/real.py).
@@ -253,7 +265,7 @@ def table_methods(params: dict, table: str) -> list[str]:
 
 def all_methods(params: dict) -> list[str]:
     """Every model any table may ask for, in first-seen order."""
-    names = [m for table in TABLE_OUTPUTS for m in table_methods(params, table)]
+    names = [m for table in TABLE_FILES for m in table_methods(params, table)]
     return list(dict.fromkeys(names))
 
 

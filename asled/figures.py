@@ -19,15 +19,6 @@ from asled import config
 from asled.errors import DataError
 from asled.io import atomic_path, list_clips, list_frames, read_png, write_png
 
-# Output files of each figure; config holds them so the Snakefile reads them without importing this module.
-FIGURES = config.FIGURE_OUTPUTS
-
-
-def report_table_path(table: str) -> Path:
-    """The compact display copy of a compiled table shown in the report."""
-    return Path(config.REPORT_TABLES[table])
-
-
 def _save(fig, out: str | Path) -> Path:
     """Render a matplotlib Figure to an RGB PNG, atomically (Agg canvas: no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -372,7 +363,6 @@ def train_logs(params: dict, methods: list[str], seeds: list[int]) -> dict[str, 
 
 
 __all__ = [
-    "FIGURES",
     "GALLERY",
     "dis_flow",
     "flow_figure",
@@ -383,7 +373,6 @@ __all__ = [
     "psnr_time_scatter",
     "qualitative_panel",
     "report_table",
-    "report_table_path",
     "restored_dirs",
     "train_logs",
     "worst_blur_window",

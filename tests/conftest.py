@@ -11,10 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from asled import dvcfile
+from asled.errors import AsledError
+
 REPO = Path(__file__).resolve().parents[1]
-# the real .gitignore and .dvcignore: what git and DVC share in the remote round trip (test_dvc_remote.py)
-WORKFLOW_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "workflow", ".dvc/config", ".dvc/.gitignore", ".gitignore",
-                  ".dvcignore"]
+# the real .gitignore and .dvcignore: what git and DVC share in the remote round trip (test_dvc_remote.py);
+# dvc.yaml is written for the copy's own params.yaml (`asled workflow dvc`), as a user would after editing it
+WORKFLOW_FILES = ["Snakefile", "params.yaml", "workflow", ".dvc/config", ".dvc/.gitignore", ".gitignore", ".dvcignore"]
+# the code both front-ends list as dependencies (asled/stages.py), so editing a copied model file re-runs its jobs
+CODE_DIRS = ["asled", "baselines"]
 
 
 def _run_slow() -> bool:
@@ -50,7 +55,7 @@ def tiny_params() -> dict:
     return params
 
 
-def copy_workflow(dest: Path, params: dict) -> Path:
+def copy_workflow(dest: Path, params: dict, with_code: bool = True) -> Path:
     for name in WORKFLOW_FILES:
         src, dst = REPO / name, dest / name
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +63,14 @@ def copy_workflow(dest: Path, params: dict) -> Path:
             shutil.copytree(src, dst)
         else:
             shutil.copy2(src, dst)
+    if with_code:
+        for name in CODE_DIRS:
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        dvcfile.write(params, dest / "dvc.yaml", root=dest)
+    except AsledError:
+        pass  # a deliberately bad configuration (the test checks how it is refused): no dvc.yaml to write
     return dest
 
 

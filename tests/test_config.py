@@ -140,19 +140,23 @@ def test_bad_ssim_convention_lists_the_choices(tmp_path):
 
 
 def test_metric_conventions_re_run_only_evaluation_and_tables():
-    """Every `metrics` key that changes per-frame scores is a parameter of the evaluate step (DVC and
-    Snakemake), and of no step before it; the tables follow through their inputs."""
-    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """Every `metrics` key that changes per-frame scores is a parameter of each evaluate job (the stage table
+    both front-ends read), and of no step before it; the tables follow through their inputs."""
+    from asled.stages import Pipeline
+
     keys = [f"metrics.{k}" for k in config.EVALUATE_METRIC_KEYS]
     assert {"metrics.ssim", "metrics.y_channel", "metrics.border"} <= set(keys)
-    assert dvc["evaluate"]["params"] == keys
-    for name in ("get_data", "prepare_split", "train", "infer"):
-        stage = dvc.get(name, {}).get("do", dvc.get(name, {}))
-        assert not [p for p in stage.get("params", []) if isinstance(p, str) and p.startswith("metrics")], name
-    assert any("results/metrics" in str(d) for d in dvc["table_table1"]["deps"])
+    jobs = Pipeline(config.read_yaml(REPO / "params.yaml"), REPO).jobs()
+    for job in jobs:
+        metric_keys = [key for _, key in job.params if key.startswith("metrics.")]
+        if job.stage == "evaluate":
+            assert metric_keys == keys, job.name
+        elif job.stage in ("get_data", "prepare_split", "train", "infer"):
+            assert not metric_keys, job.name
+    (table1,) = [job for job in jobs if job.stage == "table_table1"]
+    assert any("results/metrics" in dep for dep in table1.deps)
     params = config.load_params(REPO / "params.yaml")
     assert set(config.evaluate_settings(params)) == set(config.EVALUATE_METRIC_KEYS)
-    assert "metrics=asled_config.evaluate_settings(config)" in (REPO / "workflow/rules/evaluate.smk").read_text()
 
 
 # ----------------------------------------------------------------------------- at DAG build (Snakemake)

@@ -57,7 +57,7 @@ def test_push_clone_pull_gives_identical_data_and_checkpoints(pushed, tmp_path: 
     # come from the remote
     assert not list(clone.glob("checkpoints/**/*.pt"))
     assert not (clone / "data/prepared").exists()
-    for small in ("results/tables/table1_main.csv", "results/data_summary.json", "data/weights/MANIFEST.json"):
+    for small in ("results/tables/demo/table1_main.csv", "results/data_summary/demo.json", "data/weights/MANIFEST.json"):
         assert (clone / small).is_file(), f"{small} is not in git"
     assert list(clone.glob("results/metrics/**/*.csv")) and list(clone.glob("results/train_logs/**/*.csv"))
     run(["dvc", "pull"], clone)
@@ -93,4 +93,4 @@ def test_exp_run_reruns_only_the_stages_a_parameter_reaches(pushed, key):
     assert yaml.safe_load((repo / "params.yaml").read_text())["metrics"][key] == value
     # the table's caption names the convention the new scores used
     caption = {"y_channel": "(Y, full frame", "ssim": "SSIM 3-D Gaussian (MATLAB)"}[key]
-    assert caption in (repo / "results/tables/table1_main.md").read_text().splitlines()[0]
+    assert caption in (repo / "results/tables/demo/table1_main.md").read_text().splitlines()[0]

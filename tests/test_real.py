@@ -83,28 +83,28 @@ def test_tiny_workflow_writes_the_nr_table(tiny_workflow: Path):
     from conftest import run, tiny_params
 
     repo = tiny_workflow
-    run(["snakemake", "--cores", "2", "results/tables/table_nr_real.csv"], repo)
-    table = pd.read_csv(repo / "results/tables/table_nr_real.csv").set_index("method")
+    run(["snakemake", "--cores", "2", "results/tables/demo/table_nr_real.csv"], repo)
+    table = pd.read_csv(repo / "results/tables/demo/table_nr_real.csv").set_index("method")
     assert set(table.index) == set(tiny_params()["methods"])  # every method of Table 1, no other
     for method in table.index:
         assert float(table.loc[method, "piqe"]) > 0
         for name in ("brisque", "topiq_nr", "musiq", "clipiqa", "niqe"):
             value = table.loc[method, name]
             assert value == "unavailable" or np.isfinite(float(value))
-    markdown = (repo / "results/tables/table_nr_real.md").read_text()
+    markdown = (repo / "results/tables/demo/table_nr_real.md").read_text()
     assert "PIQE" in markdown and "unavailable" in markdown
     # 128x96 captures hold one NIQE block: never a number, and the table says why and at what size
     assert (table["niqe"] == "unavailable").all()
     assert "niqe unavailable: niqe needs a frame of at least 288x288 pixels" in markdown
     assert "(full frame 128x96, pyiqa definitions)" in markdown.splitlines()[0]
-    assert (repo / "results/tables/table_nr_real.tex").read_text().startswith("%")
+    assert (repo / "results/tables/demo/table_nr_real.tex").read_text().startswith("%")
     assert (repo / "data/weights/MANIFEST.json").is_file()
 
 
 def test_nr_scores_of_frames_too_small_for_niqe_say_why(tmp_path, monkeypatch):
     import skimage.data
 
-    from asled.real import score_method
+    from asled.real_nr import score_method
 
     monkeypatch.chdir(tmp_path)  # no staged weights: PIQE alone runs
     folder = tmp_path / "restored" / "cap"

@@ -88,9 +88,11 @@ def browser(chromium: str, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_demo_target_builds_every_figure(report: Path):
     workflow = report.parents[1]
-    for path in [*config.FIGURE_OUTPUTS.values(), config.REPORT_TABLES["table1"], config.REPORT_GALLERY]:
+    paths = config.Paths("demo")
+    figure_files = [paths.figure(kind) for kind in config.FIGURE_FILES]
+    for path in [*figure_files, paths.report_table("table1"), paths.report_gallery]:
         assert (workflow / path).is_file(), path
-    for path in config.FIGURE_OUTPUTS.values():
+    for path in figure_files:
         image = read_png(workflow / path)
         assert image.shape[0] > 100 and image.std() > 10, path
 
@@ -101,7 +103,7 @@ def test_browser_renders_tables_and_figures(report: Path, chromium: str, tmp_pat
     tables = re.findall(r"<table.*?</table>", dom, flags=re.DOTALL)
     assert any("AsLeD-Net" in t and "Blur frame" in t and "Paper PSNR" in t for t in tables), dom[:2000]
     images = re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
-    assert len(images) >= len(config.FIGURE_OUTPUTS), f"{len(images)} inline images"
+    assert len(images) >= len(config.FIGURE_FILES), f"{len(images)} inline images"
     for title in figures.GALLERY.values():
         assert title in dom, title
     shot = tmp_path / "report.png"

@@ -37,7 +37,7 @@ def test_git_carries_the_small_outputs_and_dvc_the_large_ones(tmp_path):
     assert sum(not cached for cached in outputs.values()) >= 20  # tables, metrics, figures, logs, summary
     # a cached output may be a folder: check a file inside it as well as the path itself
     probes = {path: [path, f"{path}/sample.bin"] for path in outputs}
-    snakemake_logs = ["logs/train/demo/nafnet/seed0.log", "logs/tables/table1.log"]
+    snakemake_logs = ["logs/demo/train/nafnet_seed0.log", "logs/demo/table_table1/table_table1.log"]
     ignored = ignored_by_git(tmp_path, [p for ps in probes.values() for p in ps] + snakemake_logs)
     in_git_but_cached = [p for p, cached in outputs.items() if cached and not set(probes[p]) & ignored]
     ignored_but_uncached = [p for p, cached in outputs.items() if not cached and p in ignored]

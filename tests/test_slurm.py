@@ -75,7 +75,7 @@ def test_tiny_dag_runs_as_slurm_jobs_with_the_profile_resources(slurm, tmp_path:
              "--set-threads", "train=1", "infer=1", "--slurm-init-seconds-before-status-checks", "2",
              "--slurm-keep-successful-logs"], workflow, env)
 
-    table = pd.read_csv(workflow / "results/tables/table1_main.csv").set_index("label")
+    table = pd.read_csv(workflow / "results/tables/demo/table1_main.csv").set_index("label")
     for label in ("Blur frame", "AsLeD-Net"):
         assert math.isfinite(table.loc[label, "psnr"]) and math.isfinite(table.loc[label, "ssim"])
     assert table.loc["AsLeD-Net", "paper_psnr"] == pytest.approx(26.34)

@@ -63,7 +63,7 @@ def table1(results, monkeypatch):
     root, params = results
     monkeypatch.chdir(root)
     df = write_table(params, TABLES["table1"])
-    return root / config.TABLE_OUTPUTS["table1"], df.set_index("method"), params
+    return root / config.paths(params).table("table1"), df.set_index("method"), params
 
 
 def summaries(root, params, method):
@@ -202,8 +202,8 @@ def test_other_tables_use_the_same_writer(tmp_path):
                        {"method": "asled_net", "label": "AsLeD-Net", "niqe": 4.5, "piqe": 30.25}])
     columns = [Column("label", "Method", kind="text"), Column("niqe", "NIQE", 3), Column("piqe", "PIQE", 2)]
     content = TableContent(df, columns, "Real captures", notes=["PIQE: unavailable for blur_frame (50% test)"])
-    spec = TableSpec("nr_real", "Real captures", str(tmp_path / "nr"), build=lambda params: content)
-    assert write_table({}, spec) is df
+    spec = TableSpec("nr_real", "Real captures", build=lambda params: content)
+    assert write_table({}, spec, tmp_path / "nr") is df
     md = (tmp_path / "nr.md").read_text()
     assert "| Blur frame | 5.123 | - |" in md and "| AsLeD-Net | 4.500 | 30.25 |" in md
     tex = (tmp_path / "nr.tex").read_text()

@@ -47,7 +47,7 @@ def validate_cli(workdir: Path) -> int:
 def test_summary_counts_what_is_on_disk(workdir):
     assert validate_cli(workdir) == 0
     root = workdir / "elsewhere/RealMCVSR"
-    summary = json.loads((workdir / "results/data_summary.json").read_text())
+    summary = json.loads((workdir / "results/data_summary/realmcvsr.json").read_text())
     for split in ("train", "valid", "test"):
         # counted independently: clip folders and PNG files under each camera
         for camera in ("UW", "W"):
@@ -57,7 +57,7 @@ def test_summary_counts_what_is_on_disk(workdir):
             assert sorted(summary["clip_frames"][split]) == clips
     assert summary["dataset"] == "realmcvsr" and summary["root"] == str(root)
     assert summary["frame_size"] == {"UW": [64, 48], "W": [64, 48]}
-    markdown = (workdir / "results/data_summary.md").read_text()
+    markdown = (workdir / "results/data_summary/realmcvsr.md").read_text()
     assert "| train | 2 | 28 | 14 / 14 |" in markdown and "W 64x48" in markdown
 
 
@@ -137,9 +137,9 @@ def test_the_whole_dag_runs_on_a_realmcvsr_folder_elsewhere(tmp_path):
     # the user's folder is a plain input: nothing is out of date afterwards
     again = run(["snakemake", "--cores", "2"], workflow)
     assert "Nothing to be done" in again.stdout + again.stderr
-    table = (workflow / "results/tables/table1_main.csv").read_text()
+    table = (workflow / "results/tables/realmcvsr/table1_main.csv").read_text()
     assert "Blur frame" in table and "AsLeD-Net" in table
-    summary = json.loads((workflow / "results/data_summary.json").read_text())
+    summary = json.loads((workflow / "results/data_summary/realmcvsr.json").read_text())
     assert summary["root"] == str(root)
     assert {s: summary["splits"][s]["clips"] for s in ("train", "valid", "test")} == demo["clips"]
     manifest = json.loads((workflow / "data/prepared/realmcvsr/train/manifest.json").read_text())

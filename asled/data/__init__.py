@@ -1,18 +1,5 @@
-"""Data steps: demo generation, RealMCVSR download (asled.data.download), layout validation, blur
-synthesis, reference preparation, and the prepared store the training loader memory-maps."""
+"""Data steps: demo generation (asled.data.demo), RealMCVSR download (asled.data.download), layout
+validation (asled.data.layout), blur synthesis (asled.data.blur), reference preparation
+(asled.data.reference), and the prepared store the training loader memory-maps (asled.data.store).
 
-from asled.data.blur import average_frames, windows
-from asled.data.demo import generate_demo
-from asled.data.layout import split_clips, validate_raw
-from asled.data.prepare import prepare_split
-from asled.data.reference import prepare_reference
-
-__all__ = [
-    "average_frames",
-    "generate_demo",
-    "prepare_reference",
-    "prepare_split",
-    "split_clips",
-    "validate_raw",
-    "windows",
-]
+Nothing is imported here, so a step depends only on the data modules it uses (asled.stages)."""

@@ -140,7 +140,7 @@ def generate_demo(
 def blur_frame_psnr(wide: np.ndarray, window: int, stride: int, space: str) -> list[float]:
     """PSNR of each blurry frame the blur synthesis makes of sharp frames `[N, H, W, 3]` vs its ground truth."""
     from asled.data.blur import average_frames, windows
-    from asled.metrics.fr import psnr
+    from asled.metrics.pixels import psnr
 
     return [psnr(wide[centre], average_frames(wide[start : start + window], space))
             for start, centre in windows(len(wide), window, stride)]

@@ -1,5 +1,4 @@
-"""Image-quality metrics. Full-reference (PSNR, SSIM, LPIPS) live in `asled.metrics.fr`."""
+"""Image-quality metrics: full-reference (`asled.metrics.fr`: PSNR, SSIM, LPIPS; PSNR itself in
+`asled.metrics.pixels`), no-reference (`asled.metrics.nr`) and temporal (`asled.metrics.temporal`).
 
-from asled.metrics.fr import LPIPSMetric, psnr, rgb_to_y, ssim
-
-__all__ = ["LPIPSMetric", "psnr", "rgb_to_y", "ssim"]
+Nothing is imported here, so a step that needs one metric depends on that metric's file only."""

@@ -16,61 +16,21 @@ Protocol (the paper: "PSNR, SSIM, LPIPS on RGB", full frame):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from asled.metrics.conventions import DEFAULT_SSIM, compute_ssim
 from asled.metrics.lpips_trunk import TRUNKS
 from asled.metrics.perceptual import LPIPSMetric, load_lpips
+from asled.metrics.pixels import prepare_pair, psnr, rgb_to_y
 
 __all__ = ["LPIPSMetric", "load_lpips", "psnr", "rgb_to_y", "score_pair", "ssim"]
 ALEXNET_FILE = TRUNKS["alex"].torchvision_file
 
 
-def _check_pair(ref_u8: np.ndarray, dist_u8: np.ndarray) -> None:
-    for name, img in (("reference", ref_u8), ("distorted", dist_u8)):
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"{name} image must be uint8 [H, W, 3], got {img.dtype} {img.shape}")
-    if ref_u8.shape != dist_u8.shape:
-        raise ValueError(f"image sizes differ: {ref_u8.shape} vs {dist_u8.shape}")
-
-
-def crop_border(img: np.ndarray, border: int) -> np.ndarray:
-    if border <= 0:
-        return img
-    if 2 * border >= min(img.shape[:2]):
-        raise ValueError(f"border {border} leaves nothing of a {img.shape[1]}x{img.shape[0]} image")
-    return img[border:-border, border:-border]
-
-
-def rgb_to_y(img_u8: np.ndarray) -> np.ndarray:
-    """BT.601 luma of MATLAB's `rgb2ycbcr` for 8-bit RGB, as float64 in [16, 235]."""
-    img = img_u8.astype(np.float64)
-    return 16.0 + (65.481 * img[..., 0] + 128.553 * img[..., 1] + 24.966 * img[..., 2]) / 255.0
-
-
-def _prepare(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    _check_pair(ref_u8, dist_u8)
-    ref, dist = crop_border(ref_u8, border), crop_border(dist_u8, border)
-    if y_channel:
-        return rgb_to_y(ref), rgb_to_y(dist)
-    return ref.astype(np.float64), dist.astype(np.float64)
-
-
-def psnr(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bool = False) -> float:
-    """PSNR in dB of 8-bit RGB images (MSE over all channels, data range 255); `inf` if identical."""
-    ref, dist = _prepare(ref_u8, dist_u8, border, y_channel)
-    mse = float(np.mean((ref - dist) ** 2))
-    if mse == 0.0:
-        return math.inf
-    return 10.0 * math.log10(255.0**2 / mse)
-
-
 def ssim(ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0, y_channel: bool = False,
          convention: str = DEFAULT_SSIM) -> float:
     """SSIM of 8-bit RGB images under `convention` (`asled.metrics.conventions.SSIM_CONVENTIONS`)."""
-    ref, dist = _prepare(ref_u8, dist_u8, border, y_channel)
+    ref, dist = prepare_pair(ref_u8, dist_u8, border, y_channel)
     return compute_ssim(ref, dist, convention)
 
 

@@ -153,9 +153,9 @@ class LPIPSMetric:
     def __call__(self, ref_u8: np.ndarray, dist_u8: np.ndarray, border: int = 0) -> float:
         import torch
 
-        from asled.metrics.fr import _check_pair, crop_border
+        from asled.metrics.pixels import check_pair, crop_border
 
-        _check_pair(ref_u8, dist_u8)
+        check_pair(ref_u8, dist_u8)
         ref, dist = crop_border(ref_u8, border), crop_border(dist_u8, border)
 
         def to_t(img: np.ndarray) -> torch.Tensor:

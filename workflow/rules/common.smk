@@ -1,6 +1,8 @@
-# Shared names for all rules. Paths come from asled.config.Paths so that Snakemake, DVC and the
-# CLI agree on every file; importing asled.config pulls in no torch (fast DAG start-up).
+# Shared names for all rules. Every rule takes its inputs (data and code), outputs and params from the
+# stage table (asled/stages.py), the same table `asled workflow dvc` writes dvc.yaml from, so the two
+# front-ends cannot drift (tests/test_stages.py). Importing asled.config / asled.stages pulls in no torch.
 from asled import config as asled_config
+from asled import stages as asled_stages
 from asled.errors import AsledError
 
 # Checked here, while the DAG is built, so a bad file stops `snakemake -n` before any job runs: the schema
@@ -9,22 +11,19 @@ from asled.errors import AsledError
 try:
     asled_config.check_no_overrides(config, Path("params.yaml"))
     asled_config.check_params(config, source=Path("params.yaml"))
+    # the stage table reads params.yaml as written (DVC refuses keys the file lacks); `config` got defaults
+    PIPELINE = asled_stages.Pipeline(asled_config.read_yaml(Path("params.yaml")))
 except AsledError as exc:
     raise WorkflowError(str(exc)) from None
 
 PATHS = asled_config.paths(config)
 DATASET = asled_config.dataset_settings(config)
-METHODS = config["methods"]
 ALL_METHODS = asled_config.all_methods(config)
-SEEDS = config["seeds"]
-# methods with a training run (a zero-shot row restores with its imported official checkpoint instead)
-TRAINED_METHODS = asled_config.trained_methods(config, METHODS)
-SPLITS = list(asled_config.SPLITS)
 # threads of each compute job (recipe `threads_per_job`); `profile` keeps every core for its timing
 JOB_THREADS = asled_config.job_threads(config, workflow.cores)
 
-# A missing RealMCVSR folder is downloaded from the manifest's parts (workflow/rules/data.smk); with
-# no parts listed there is nothing to run, so say at once how to get the data.
+# A missing RealMCVSR folder is downloaded from the manifest's parts (stage get_data); with no parts listed
+# there is nothing to run, so say at once how to get the data.
 if not DATASET["generate"] and not PATHS.raw.is_dir() and not (DATASET.get("download") or {}).get("parts"):
     from asled.data.download import manual_download_help
 
@@ -46,23 +45,37 @@ except AsledError as exc:
 wildcard_constraints:
     method="|".join(re.escape(m) for m in ALL_METHODS),
     seed=r"\d+",
-    split="|".join(SPLITS),
+    split="|".join(asled_config.SPLITS),
+    capture="|".join(re.escape(c) for c in PIPELINE.captures()) or "(?!)",
 
 
-def weights_file(wildcards):
-    """The trained checkpoint, or a zero-shot row's imported official one (a plain input: no rule makes it)."""
-    return str(asled_config.weights_file(config, wildcards.method, int(wildcards.seed)))
+def stage_inputs(name):
+    """Input function of a stage: each job's data and code files."""
+
+    def inputs(wildcards):
+        job = PIPELINE.job(name, dict(wildcards.items()))
+        return {"data": list(job.deps), "code": list(job.code)}
+
+    return inputs
 
 
-def zero_shot_weights(wildcards):
-    """A zero-shot row's imported file (profile loads it to check it fits); nothing for trained methods."""
-    path = asled_config.zero_shot_file(wildcards.method)
-    return [str(path)] if path else []
+def stage_outputs(name):
+    """Output patterns of a stage (folders declared as such); outputs DVC alone keeps are left out."""
+    outs = PIPELINE.output_patterns(name).items()
+    return {key: directory(out.path) if out.directory else out.path for key, out in outs if not out.dvc_only}
 
 
-def prepared(split):
-    return str(PATHS.prepared(split))
+def stage_params(name):
+    """The values of the params keys each job reads: a changed value re-runs that job only."""
+
+    def values(wildcards):
+        job = PIPELINE.job(name, dict(wildcards.items()))
+        return {f"{file}:{key}": PIPELINE.value(file, key) for file, key in job.params}
+
+    return values
 
 
-def metrics_summary(method, seed):
-    return str(PATHS.metrics(method, seed).with_suffix(".json"))
+def stage_shell(name, options="", append=False):
+    """The stage's `asled` command with Snakemake's wildcards, extra options and the job's log."""
+    cmd = re.sub(r"\{(\w+)\}", r"{wildcards.\1}", PIPELINE.stage(name).cmd)
+    return f"{cmd} {options}".rstrip() + (" >> {log} 2>&1" if append else " > {log} 2>&1")

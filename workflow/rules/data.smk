@@ -1,62 +1,47 @@
 # Raw data (RealMCVSR layout) -> validation summary -> prepared splits.
 #   demo       generated offline (`asled data get`)
 #   realmcvsr  when its folder is missing: downloaded, verified and extracted from the zip parts listed
-#              in params.yaml (`asled data download`). A folder that is already there (data/raw/<name>
-#              or datasets.<name>.root) is a plain input: no rule writes to it, so none can delete it.
+#              in params.yaml (`asled data get`, i.e. `asled data download`). A folder that is already there
+#              (data/raw/<name> or datasets.<name>.root) is a plain input: no rule writes to it, so none can
+#              delete it (the stage table has no get_data job then).
 
-if DATASET["generate"]:
+if PIPELINE.stage("get_data").instances(PIPELINE):
 
     rule get_data:
+        input:
+            unpack(stage_inputs("get_data")),
         output:
-            directory(str(PATHS.raw)),
+            **stage_outputs("get_data"),
         params:
-            dataset=DATASET,
+            values=stage_params("get_data"),
         log:
-            f"logs/data/get_{config['dataset']}.log",
+            PIPELINE.log("get_data"),
         shell:
-            "asled data get > {log} 2>&1"
-
-elif not PATHS.raw.is_dir():
-
-    rule download_data:
-        output:
-            directory(str(PATHS.raw)),
-        params:
-            dataset=config["dataset"],
-            download=DATASET.get("download"),
-        log:
-            f"logs/data/download_{config['dataset']}.log",
-        shell:
-            "asled data download {params.dataset} > {log} 2>&1"
+            stage_shell("get_data")
 
 
 rule data_summary:
     input:
-        str(PATHS.raw),
+        unpack(stage_inputs("data_summary")),
     output:
-        json=str(PATHS.data_summary.with_suffix(".json")),
-        md=str(PATHS.data_summary.with_suffix(".md")),
+        **stage_outputs("data_summary"),
     params:
-        splits=asled_config.dataset_splits(config),
-        cameras=asled_config.dataset_cameras(config),
+        values=stage_params("data_summary"),
     log:
-        f"logs/data/summary_{config['dataset']}.log",
+        PIPELINE.log("data_summary"),
     shell:
-        "asled data validate --summary > {log} 2>&1"
+        stage_shell("data_summary")
 
 
 rule prepare_split:
     input:
-        raw=str(PATHS.raw),
-        # validated and counted first: a layout problem is reported once, before any split is built
-        summary=rules.data_summary.output.json,
+        unpack(stage_inputs("prepare_split")),
     output:
-        directory(prepared("{split}")),
+        **stage_outputs("prepare_split"),
     params:
-        blur=config["blur"],
-        reference=config["reference"],
+        values=stage_params("prepare_split"),
     threads: workflow.cores
     log:
-        f"logs/data/prepare_{config['dataset']}_{{split}}.log",
+        PIPELINE.log("prepare_split"),
     shell:
-        "asled data prepare --split {wildcards.split} --workers {threads} > {log} 2>&1"
+        stage_shell("prepare_split", "--workers {threads}")

@@ -3,48 +3,43 @@
 
 rule infer:
     input:
-        checkpoint=weights_file,
-        test=prepared("test"),
+        unpack(stage_inputs("infer")),
     output:
-        directory(str(PATHS.restored("{method}", "{seed}"))),
+        **stage_outputs("infer"),
     params:
-        test=asled_config.test_settings(config),
+        values=stage_params("infer"),
     threads: JOB_THREADS
     log:
-        f"logs/infer/{config['dataset']}/{{method}}/seed{{seed}}.log",
+        PIPELINE.log("infer"),
     shell:
-        "asled infer {wildcards.method} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+        stage_shell("infer", "--threads {threads}")
 
 
 rule evaluate:
     input:
-        restored=str(PATHS.restored("{method}", "{seed}")),
-        test=prepared("test"),
-        # LPIPS's trunk is staged by fetch_weights: evaluating before it would report LPIPS unavailable
-        weights="data/weights/MANIFEST.json",
+        unpack(stage_inputs("evaluate")),
     output:
-        frames=str(PATHS.metrics("{method}", "{seed}")),
-        summary=metrics_summary("{method}", "{seed}"),
+        **stage_outputs("evaluate"),
     params:
         # only the keys that change per-frame scores: editing the tables' statistics re-runs no evaluation
-        metrics=asled_config.evaluate_settings(config),
+        values=stage_params("evaluate"),
     threads: JOB_THREADS
     log:
-        f"logs/evaluate/{config['dataset']}/{{method}}/seed{{seed}}.log",
+        PIPELINE.log("evaluate"),
     shell:
-        "asled evaluate {wildcards.method} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+        stage_shell("evaluate", "--threads {threads}")
 
 
 rule profile:
     input:
-        zero_shot_weights,
+        unpack(stage_inputs("profile")),
     output:
-        str(PATHS.profile("{method}")),
+        **stage_outputs("profile"),
     params:
-        profile=asled_config.profile_settings(config),
-        model=lambda wildcards: asled_config.model_overrides(config, wildcards.method),
+        values=stage_params("profile"),
+    # the timing protocol keeps every core, alone
     threads: workflow.cores
     log:
-        "logs/profile/{method}.log",
+        PIPELINE.log("profile"),
     shell:
-        "asled profile {wildcards.method} --write --threads {threads} > {log} 2>&1"
+        stage_shell("profile", "--threads {threads}")

@@ -1,91 +1,72 @@
 # Real dual-lens captures (no ground truth): ingest (timestamp sync + reference preparation) per
 # capture, restore per method x seed x capture, no-reference scores per method x seed, one table.
-# Logic lives in asled/real.py; each rule calls one `asled real ...` verb.
+# Logic lives in asled/real.py; each rule calls one `asled real ...` verb. Jobs exist when params.yaml
+# lists captures (`real.captures`).
 
-REAL = config.get("real") or {}
-CAPTURES = REAL.get("captures", [])
-NR_TABLE = "results/tables/table_nr_real"
-
-
-wildcard_constraints:
-    capture="|".join(re.escape(c) for c in CAPTURES) or "(?!)",
-
-
-if REAL.get("generate"):
+if (config.get("real") or {}).get("generate"):
 
     rule get_real_captures:
+        input:
+            unpack(stage_inputs("get_real_captures")),
         output:
-            directory(str(PATHS.real_root)),
+            **stage_outputs("get_real_captures"),
         params:
-            captures=CAPTURES,
-            demo=REAL.get("demo", {}),
+            values=stage_params("get_real_captures"),
         log:
-            "logs/real/captures.log",
+            PIPELINE.log("get_real_captures"),
         shell:
-            "asled data captures > {log} 2>&1"
+            stage_shell("get_real_captures")
 
 
 rule ingest_real:
     input:
-        # generated captures come from one rule writing all of data/real; user captures are placed by hand
-        lambda wildcards: str(PATHS.real_root if REAL.get("generate") else PATHS.real_capture(wildcards.capture)),
+        unpack(stage_inputs("ingest_real")),
     output:
-        directory(str(PATHS.real_prepared("{capture}"))),
+        **stage_outputs("ingest_real"),
     params:
-        reference=config["reference"],
-        offset=lambda wildcards: REAL.get("offsets_ms", {}).get(wildcards.capture),
+        values=stage_params("ingest_real"),
     log:
-        "logs/real/ingest_{capture}.log",
+        PIPELINE.log("ingest_real"),
     shell:
-        "asled real ingest {wildcards.capture} > {log} 2>&1"
+        stage_shell("ingest_real")
 
 
 rule restore_real:
     input:
-        checkpoint=weights_file,
-        capture=str(PATHS.real_prepared("{capture}")),
+        unpack(stage_inputs("restore_real")),
     output:
-        directory(str(PATHS.real_restored("{method}", "{seed}", "{capture}"))),
+        **stage_outputs("restore_real"),
     params:
-        test=asled_config.test_settings(config),
+        values=stage_params("restore_real"),
     threads: JOB_THREADS
     log:
-        f"logs/real/{config['dataset']}/{{method}}/seed{{seed}}_{{capture}}.log",
+        PIPELINE.log("restore_real"),
     shell:
-        "asled real restore {wildcards.method} {wildcards.capture} --seed {wildcards.seed} "
-        "--threads {threads} > {log} 2>&1"
+        stage_shell("restore_real", "--threads {threads}")
 
 
 rule score_real:
     input:
-        restored=expand(str(PATHS.real_restored("{{method}}", "{{seed}}", "{capture}")), capture=CAPTURES),
-        weights="data/weights/MANIFEST.json",
+        unpack(stage_inputs("score_real")),
     output:
-        frames=str(PATHS.real_scores("{method}", "{seed}")),
-        summary=str(PATHS.real_scores("{method}", "{seed}").with_suffix(".json")),
+        **stage_outputs("score_real"),
     params:
-        nr=config["metrics"].get("nr"),
+        values=stage_params("score_real"),
     threads: JOB_THREADS
     log:
-        f"logs/real/{config['dataset']}/{{method}}/seed{{seed}}_score.log",
+        PIPELINE.log("score_real"),
     shell:
-        "asled real score {wildcards.method} --seed {wildcards.seed} --threads {threads} > {log} 2>&1"
+        stage_shell("score_real", "--threads {threads}")
 
 
 rule table_nr_real:
     input:
-        expand(str(PATHS.real_scores("{method}", "{seed}").with_suffix(".json")), method=METHODS, seed=SEEDS),
+        unpack(stage_inputs("table_nr_real")),
     output:
-        csv=f"{NR_TABLE}.csv",
-        md=f"{NR_TABLE}.md",
-        tex=f"{NR_TABLE}.tex",
-        json=f"{NR_TABLE}.json",
+        **stage_outputs("table_nr_real"),
     params:
-        methods=METHODS,
-        seeds=SEEDS,
-        nr=config["metrics"].get("nr"),
-        captures=CAPTURES,
+        values=stage_params("table_nr_real"),
     log:
-        "logs/tables/table_nr_real.log",
+        PIPELINE.log("table_nr_real"),
     shell:
-        "asled real table > {log} 2>&1"
+        stage_shell("table_nr_real")

@@ -4,96 +4,62 @@
 # landing page (workflow/report/workflow.rst) shows the tables and, through gallery.html (the
 # figures inlined as data URIs), every figure at once.
 
-FIGURES = asled_config.FIGURE_OUTPUTS
-FIRST_SEED = SEEDS[0]
-TABLE1_CSV = asled_config.TABLE_OUTPUTS["table1"] + ".csv"
+FIGURE_CAPTIONS = {
+    "qualitative": ("qualitative.rst", "qualitative crops"),
+    "psnr-bar": ("psnr_bar.rst", "PSNR per method"),
+    "psnr-time": ("psnr_time.rst", "PSNR versus time"),
+    "loss": ("loss.rst", "loss curves"),
+    "flow": ("flow.rst", "optical flow"),
+}
 
 
-rule figure_qualitative:
-    input:
-        test=prepared("test"),
-        restored=expand(str(PATHS.restored("{method}", FIRST_SEED)), method=METHODS),
-    output:
-        report(FIGURES["qualitative"], caption="../report/qualitative.rst", category="Figures",
-               labels={"figure": "qualitative crops"}),
-    log:
-        "logs/figures/qualitative.log",
-    shell:
-        "asled figures qualitative > {log} 2>&1"
+def reported(name, category, caption, label):
+    """The stage's one output, embedded in the HTML report."""
+    (path,) = stage_outputs(name).values()
+    return report(path, caption=f"../report/{caption}", category=category, labels=label)
 
 
-rule figure_psnr_bar:
-    input:
-        TABLE1_CSV,
-    output:
-        report(FIGURES["psnr-bar"], caption="../report/psnr_bar.rst", category="Figures",
-               labels={"figure": "PSNR per method"}),
-    log:
-        "logs/figures/psnr_bar.log",
-    shell:
-        "asled figures psnr-bar > {log} 2>&1"
+for _kind, (_caption, _label) in FIGURE_CAPTIONS.items():
 
-
-rule figure_psnr_time:
-    input:
-        TABLE1_CSV,
-    output:
-        report(FIGURES["psnr-time"], caption="../report/psnr_time.rst", category="Figures",
-               labels={"figure": "PSNR versus time"}),
-    log:
-        "logs/figures/psnr_time.log",
-    shell:
-        "asled figures psnr-time > {log} 2>&1"
-
-
-rule figure_loss:
-    input:
-        expand(str(PATHS.train_log("{method}", "{seed}")), method=TRAINED_METHODS, seed=SEEDS),
-    output:
-        report(FIGURES["loss"], caption="../report/loss.rst", category="Figures",
-               labels={"figure": "loss curves"}),
-    log:
-        "logs/figures/loss.log",
-    shell:
-        "asled figures loss > {log} 2>&1"
-
-
-rule figure_flow:
-    input:
-        prepared("test"),
-    output:
-        report(FIGURES["flow"], caption="../report/flow.rst", category="Figures",
-               labels={"figure": "optical flow"}),
-    log:
-        "logs/figures/flow.log",
-    shell:
-        "asled figures flow > {log} 2>&1"
+    rule:
+        name:
+            f"figure_{_kind.replace('-', '_')}"
+        input:
+            unpack(stage_inputs(f"figure_{_kind.replace('-', '_')}")),
+        output:
+            reported(f"figure_{_kind.replace('-', '_')}", "Figures", _caption, {"figure": _label}),
+        params:
+            values=stage_params(f"figure_{_kind.replace('-', '_')}"),
+        log:
+            PIPELINE.log(f"figure_{_kind.replace('-', '_')}"),
+        shell:
+            stage_shell(f"figure_{_kind.replace('-', '_')}")
 
 
 rule report_gallery:
     input:
-        list(FIGURES.values()),
+        unpack(stage_inputs("report_gallery")),
     output:
-        asled_config.REPORT_GALLERY,
+        **stage_outputs("report_gallery"),
     log:
-        "logs/figures/gallery.log",
+        PIPELINE.log("report_gallery"),
     shell:
-        "asled figures gallery > {log} 2>&1"
+        stage_shell("report_gallery")
 
 
-for _table, _report_csv in asled_config.REPORT_TABLES.items():
+for _table in asled_config.TABLE_FILES:
 
     rule:
         name:
             f"report_table_{_table}"
         input:
-            asled_config.TABLE_OUTPUTS[_table] + ".csv",
+            unpack(stage_inputs(f"report_table_{_table}")),
         output:
-            report(_report_csv, caption="../report/table.rst", category="Tables", labels={"table": _table}),
+            reported(f"report_table_{_table}", "Tables", "table.rst", {"table": _table}),
         params:
-            # read through params: the shell string is formatted after the loop has moved on
+            # for the caption only (workflow/report/table.rst); the stage reads no params key
             table=_table,
         log:
-            f"logs/figures/table_{_table}.log",
+            PIPELINE.log(f"report_table_{_table}"),
         shell:
-            "asled figures table {params.table} > {log} 2>&1"
+            stage_shell(f"report_table_{_table}")

@@ -1,34 +1,21 @@
 # Tables (csv, md, tex, json): our numbers beside the paper's, with seeds' std, bootstrap CIs and
-# paired tests. Table 1 is the default target; Table 2 and Supplementary Table 1 train one model per
-# row and are built on request (see params.yaml, `ablations`).
+# paired tests. Table 1 is in the default target; Table 2 and Supplementary Table 1 train one model per
+# row and join it when params.yaml's `tables` lists them (or build one by path, e.g.
+# `snakemake --cores all results/tables/demo/table2_modules.csv`).
 
-for table, out in asled_config.TABLE_OUTPUTS.items():
-    timed = table == "table1"
+for table in asled_config.TABLE_FILES:
 
     rule:
         name:
             f"table_{table}"
         input:
-            metrics=expand(
-                metrics_summary("{method}", "{seed}"),
-                method=asled_config.table_methods(config, table),
-                seed=SEEDS,
-            ),
-            profiles=expand(str(PATHS.profile("{method}")), method=METHODS) if timed else [],
+            unpack(stage_inputs(f"table_{table}")),
         output:
-            csv=f"{out}.csv",
-            md=f"{out}.md",
-            json=f"{out}.json",
-            tex=f"{out}.tex",
+            **stage_outputs(f"table_{table}"),
         params:
-            # the loop variable is read through params: a shell string is formatted when the job
-            # runs, by which time `table` holds the last loop value
-            table=table,
-            methods=asled_config.table_methods(config, table),
-            seeds=SEEDS,
-            # bootstrap, paired test, alpha, compare_to: a change rebuilds the tables only
-            statistics={k: config["metrics"][k] for k in asled_config.TABLE_METRIC_KEYS},
+            # bootstrap, paired test, alpha, compare_to, the rows and seeds: a change rebuilds the table only
+            values=stage_params(f"table_{table}"),
         log:
-            f"logs/tables/{table}.log",
+            PIPELINE.log(f"table_{table}"),
         shell:
-            "asled table {params.table} > {log} 2>&1"
+            stage_shell(f"table_{table}")

@@ -1,4 +1,5 @@
-# Training: one checkpoint per method and seed (zero-parameter methods get a trivial checkpoint).
+# Training: one checkpoint per method and seed (zero-parameter methods get a trivial checkpoint; a
+# zero-shot row restores with its imported official checkpoint and has no training job).
 # `asled train` writes a resume file beside the checkpoint (seed<N>.resume.pt, deliberately not an
 # output, so a failed job's clean-up keeps it) and continues from it when run again. After SIGTERM or
 # SIGUSR1 it saves and exits 75 ("resume me"); `retries` (train recipe) re-runs the job, which then
@@ -6,26 +7,24 @@
 # on CUDA the job asks for that many GPUs.
 
 
+def train_gpus(wildcards):
+    settings = asled_config.train_settings(config, wildcards.method)
+    return int(settings["devices"]) if str(settings["device"]).startswith("cuda") else 0
+
+
 rule train:
     input:
-        train=prepared("train"),
-        valid=prepared("valid"),
+        unpack(stage_inputs("train")),
     output:
-        checkpoint=str(PATHS.checkpoint("{method}", "{seed}")),
-        log_csv=str(PATHS.train_log("{method}", "{seed}")),
+        **stage_outputs("train"),
     params:
-        settings=lambda wildcards: asled_config.train_settings(config, wildcards.method),
-        model=lambda wildcards: asled_config.model_kwargs(config, wildcards.method),
+        values=stage_params("train"),
     threads: JOB_THREADS
     resources:
-        gpus=lambda wildcards: (
-            int(s["devices"])
-            if str((s := asled_config.train_settings(config, wildcards.method))["device"]).startswith("cuda")
-            else 0
-        ),
+        gpus=train_gpus,
     retries: max(int(asled_config.train_settings(config, m)["retries"]) for m in ALL_METHODS)
     log:
-        f"logs/train/{config['dataset']}/{{method}}/seed{{seed}}.log",
+        PIPELINE.log("train"),
     shell:
         # append: the log of a preempted attempt stays above the resumed one
-        "asled train {wildcards.method} --seed {wildcards.seed} --threads {threads} >> {log} 2>&1"
+        stage_shell("train", "--threads {threads}", append=True)
