@@ -30,6 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
@@ -38,6 +39,7 @@ from asled.io import atomic_path
 
 CHUNK = 1 << 20
 STAMPS_FILE = "hash_stamps.json"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,20 @@ def download(remote: Remote, partial: Path, settings: Settings = Settings(), *,
             wait = settings.backoff_s * 2 ** (failures - 1)
             print(f"asled: {remote.name}: {error}; retrying in {wait:g} s from byte {have}", file=sys.stderr)
             (sleep or time.sleep)(wait)
+
+
+def download_verified(remote: Remote, dest: Path, settings: Settings, check: Callable[[Path, str], T]) -> T:
+    """Download into `<dest>.part`, run `check(partial, sha256)`, then rename the file to `dest`; returns what
+    `check` returns. A check that raises deletes the partial file: bad bytes cannot be fixed by resuming,
+    so the next run starts clean."""
+    fetched = download(remote, dest.with_name(f"{dest.name}.part"), settings)
+    try:
+        result = check(fetched.path, fetched.sha256)
+    except Exception:
+        fetched.path.unlink(missing_ok=True)
+        raise
+    os.replace(fetched.path, dest)
+    return result
 
 
 def _download_once(remote: Remote, partial: Path, settings: Settings, stream: _StreamHash) -> None:

@@ -158,7 +158,8 @@ def test_retries_run_out_and_keep_the_partial_bytes(server, parts, tmp_path, mon
     monkeypatch.setattr(Handler, "do_GET", always_drop)
     part = Part(name, server.url(name), len(parts[name]), sha(parts[name]))
     with pytest.raises(DataError) as error:
-        dl.download_part(part, tmp_path, dl.Settings(retries=2, backoff_s=0.0, timeout_s=5))
+        fetch.download(dl.part_remote(part, tmp_path), tmp_path / f"{name}.part",
+                       fetch.Settings(retries=2, backoff_s=0.0, timeout_s=5))
     assert "failed 3 times" in str(error.value) and "resume" in str(error.value)
     kept = tmp_path / f"{name}.part"
     assert 0 < kept.stat().st_size < len(parts[name])  # the next run resumes from here

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import bz2
 import io
-import os
 import re
 import struct
 import zlib
@@ -40,10 +39,9 @@ from pathlib import Path
 from asled.errors import ConfigError, DataError
 from asled.fetch import (
     CHUNK,
-    Fetched,
     Remote,
     Settings,
-    download,
+    download_verified,
     progress_bar,
     read_lock,
     sha256_file,
@@ -138,15 +136,14 @@ def verify(path: Path, part: Part, lock: dict, lock_path: Path, *, downloaded: b
     return {"sha256": actual, "size": size, "url": part.url}
 
 
-def download_part(part: Part, dest_dir: Path, settings: Settings) -> Fetched:
-    """`part.url` into `dest_dir/<file>.part` (resumed, retried, hashed while it streams; asled/fetch.py)."""
-    remote = Remote(
+def part_remote(part: Part, dest_dir: Path) -> Remote:
+    """How asled/fetch.py downloads `part` (resumed, retried, hashed while it streams), and the fixes it names."""
+    return Remote(
         part.url, part.file, part.size,
         resume_fix="re-run `asled data download` to resume (or raise download.retries in params.yaml)",
         source_fix=(f"check the url and size in params.yaml (datasets.<name>.download.parts) or download the "
                     f"file by hand into {dest_dir / part.file}"),
     )
-    return download(remote, dest_dir / f"{part.file}.part", settings)
 
 
 def ensure_part(part: Part, dest_dir: Path, settings: Settings, lock: dict, lock_path: Path) -> Path:
@@ -160,14 +157,10 @@ def ensure_part(part: Part, dest_dir: Path, settings: Settings, lock: dict, lock
                 f"{path}: part is missing and has no url in params.yaml; download it by hand from {SOURCE_PAGE} "
                 "into that path, or add its url"
             )
-        fetched = download_part(part, dest_dir, settings)
-        try:
-            entry = verify(fetched.path, part, lock, lock_path, downloaded=True, digest=fetched.sha256)
-        except DataError:
-            # bad bytes cannot be fixed by resuming: drop them so the next run starts clean
-            fetched.path.unlink(missing_ok=True)
-            raise
-        os.replace(fetched.path, path)
+        entry = download_verified(
+            part_remote(part, dest_dir), path, settings,
+            lambda partial, digest: verify(partial, part, lock, lock_path, downloaded=True, digest=digest),
+        )
     if lock["parts"].get(part.file) != entry:
         lock["parts"][part.file] = entry
         write_lock(lock_path, lock)
