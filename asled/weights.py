@@ -4,6 +4,9 @@ Nothing in asled downloads weights at run time. `asled weights fetch` (the `fetc
 places each file under `data/weights/` once, checks its SHA-256, and writes
 `data/weights/MANIFEST.json`; afterwards metrics and networks read the local files only
 (`TORCH_HOME=data/weights/torch`, set by the CLI, plus explicit `pretrained_model_path`s).
+Downloads, hashing and the lock go through asled/fetch.py, as dataset downloads do: a cut transfer
+resumes, each file is hashed once per fetch, and the stamps the fetch leaves in
+`data/weights/hash_stamps.json` let later checks (evaluate jobs) trust an unchanged file without reading it.
 
 Hashes: where the full SHA-256 is published (torchvision, OpenAI CLIP, PyPI) it is pinned here.
 pyiqa's and OpenMMLab's file names carry only the first 8 hex digits of the SHA-256; those
