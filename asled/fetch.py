@@ -139,7 +139,7 @@ class Stamps:
                 merged = {**_read_json(self.file), key: self.entries[key]}
                 with atomic_path(self.file) as tmp:
                     tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-            except (OSError, DataError):
+            except OSError:
                 pass  # only a cache: the next check hashes the file again
         return sha256
 
@@ -280,7 +280,9 @@ def _open(remote: Remote, partial: Path, have: int, settings: Settings, stream: 
             raise _Retry(f"server refused to resume at byte {have} (HTTP 416); starting over") from None
         if error.code in (408, 425, 429) or error.code >= 500:
             raise _Retry(f"HTTP {error.code} {error.reason}") from None
-        raise DataError(f"{remote.url}: HTTP {error.code} {error.reason} for {remote.name}; {remote.source_fix}") from None
+        raise DataError(
+            f"{remote.url}: HTTP {error.code} {error.reason} for {remote.name}; {remote.source_fix}"
+        ) from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         raise _Unreachable(f"cannot connect ({getattr(error, 'reason', error)})") from None
 

@@ -391,7 +391,8 @@ def _registry_archive(member: RegistryMember, workdir: Path) -> Path:
             with urllib.request.urlopen(index, timeout=TIMEOUT_S) as response:
                 files = json.load(response)["files"]
             url = next(f["url"] for f in files if f["filename"] == member.archive)
-            stamps.record(member.archive, target, _download(url, target, lambda _, digest: _registry_hash(member, digest)))
+            digest = _download(url, target, lambda _, digest: _registry_hash(member, digest))
+            stamps.record(member.archive, target, digest)
         except Exception as exc:  # noqa: BLE001 - every failure becomes part of the reason
             errors.append(f"registry index: {exc}")
             raise AsledError("; ".join(errors)) from None
@@ -590,7 +591,10 @@ def write_manifest(root: Path = WEIGHTS_DIR, fetched: dict | None = None) -> dic
     lock, stamps = read_lock(), Stamps(Path(root) / STAMPS_FILE)
     entries = {}
     for name, spec in REGISTRY.items():
-        entry = {**fetched[name], "source": fetched[name].get("source")} if name in fetched else status(spec, root, lock, stamps)
+        if name in fetched:
+            entry = {**fetched[name], "source": fetched[name].get("source")}
+        else:
+            entry = status(spec, root, lock, stamps)
         if entry.pop("unlocked", False):
             entry["unlocked"] = (f"full SHA-256 not in {LOCK_FILE}: run `{LOCK_COMMAND}` and commit the lock so "
                                  "that every other machine must stage these bytes")

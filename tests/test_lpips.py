@@ -195,7 +195,8 @@ def test_lpips_checks_its_trunk_by_the_fetch_stamp_and_refuses_a_modified_file(t
     with pytest.raises(AsledError) as error:
         LPIPSMetric()
     assert len(hashed) == 1 and "does not match" in str(error.value)
-    assert REGISTRY["lpips_alex"].file in str(error.value) and "asled weights fetch --only lpips_alex" in str(error.value)
+    assert REGISTRY["lpips_alex"].file in str(error.value)
+    assert "asled weights fetch --only lpips_alex" in str(error.value)
 
 
 # ---------------------------------------------------------------------------------------- calibration
