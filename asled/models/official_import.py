@@ -257,8 +257,8 @@ def import_checkpoint(method: str, source: str | Path, out: str | Path | None = 
     recording the source's SHA-256, the method and the wrapper read. Returns that record."""
     import torch
 
+    from asled.fetch import sha256_file
     from asled.io import atomic_path, load_tensors, write_text
-    from asled.weights import sha256_file
 
     source = Path(source)
     obj = load_tensors(source, missing="no such file; give the path of the downloaded official checkpoint",
