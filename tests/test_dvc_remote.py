@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -69,6 +70,25 @@ def test_push_clone_pull_gives_identical_data_and_checkpoints(pushed, tmp_path: 
     assert "up to date" in status.stdout.lower(), status.stdout
 
 
+def test_editing_one_model_file_changes_only_that_models_stages(pushed):
+    """Acceptance: `dvc status` after a comment is appended to one baseline's file lists that model's stages
+    (train, infer, profile, real-capture restore; evaluation and the tables follow from their outputs)."""
+    repo, _ = pushed
+    path = repo / "baselines/dbn.py"
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# an edit\n")
+        changed = set(json.loads(run(["dvc", "status", "--json"], repo).stdout))
+    finally:
+        path.write_text(original)
+    seeds = tiny_params()["seeds"]
+    captures = tiny_params()["real"]["captures"]
+    expected = {f"{stage}-dbn-seed{s}" for stage in ("train", "infer") for s in seeds} | {"profile-dbn"}
+    expected |= {f"restore_real-dbn-seed{s}-{c}" for s in seeds for c in captures}
+    assert changed == expected
+    assert "up to date" in run(["dvc", "status"], repo).stdout.lower()
+
+
 def test_metrics_show_lists_headline_psnr_per_method(pushed):
     repo, _ = pushed
     shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
@@ -85,10 +105,10 @@ def test_exp_run_reruns_only_the_stages_a_parameter_reaches(pushed, key):
     value = {"y_channel": not params["metrics"]["y_channel"], "ssim": "matlab3d"}[key]
     result = run(["dvc", "exp", "run", "-S", f"metrics.{key}={value}"], repo)
     ran = stages_ran(result.stdout + result.stderr)
-    expected = {f"evaluate@{m}-{s}" for m in params["methods"] for s in params["seeds"]}
+    expected = {f"evaluate-{m}-seed{s}" for m in params["methods"] for s in params["seeds"]}
     assert expected <= ran, ran
     assert "table_table1" in ran, ran
-    upstream = [s for s in ran if s.split("@")[0] in {"get_data", "prepare_split", "train", "infer", "profile"}]
+    upstream = [s for s in ran if s.split("-")[0] in {"get_data", "prepare_split", "train", "infer", "profile"}]
     assert not upstream, f"stages upstream of metrics.{key} ran: {upstream}"
     assert yaml.safe_load((repo / "params.yaml").read_text())["metrics"][key] == value
     # the table's caption names the convention the new scores used

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import time
@@ -121,6 +122,39 @@ def test_changing_a_metric_convention_reruns_only_evaluation_and_tables(snakemak
                        "fetch_weights", "get_real_captures", "ingest_real", "restore_real", "score_real",
                        "table_nr_real"}
     assert not upstream, f"a metric convention re-ran {upstream}"
+
+
+def scheduled(dry_run_output: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a `snakemake -n` output lists."""
+    jobs = set()
+    for block in re.split(r"\n(?=\[|rule |localrule )", dry_run_output):
+        rule = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if rule:
+            wildcards = re.search(r"^\s*wildcards: (.*)$", block, flags=re.MULTILINE)
+            jobs.add((rule.group(1), wildcards.group(1).strip() if wildcards else ""))
+    return jobs
+
+
+def test_editing_one_model_file_reruns_that_models_jobs_only(snakemake_run: Path):
+    """Acceptance: a comment appended to one baseline's file schedules its training (every seed), inference,
+    evaluation, profile and real-capture jobs, then the tables and figures; nothing of another method."""
+    path = snakemake_run / "baselines/dbn.py"
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# an edit\n")
+        output = "\n".join(run(["snakemake", "-n", "--cores", "2"], snakemake_run).stdout.splitlines())
+    finally:
+        path.write_text(original)
+        os.utime(path, (1, 1))  # older than every output again, as before the edit
+    jobs = scheduled(output)
+    per_method = {(rule, wc) for rule, wc in jobs if "method=" in wc}
+    seeds = tiny_params()["seeds"]
+    assert {(r, w) for r, w in per_method if r == "train"} == {("train", f"method=dbn, seed={s}") for s in seeds}, output
+    assert all("method=dbn" in wc for _, wc in per_method), per_method
+    assert {rule for rule, _ in per_method} == {"train", "infer", "evaluate", "profile", "restore_real", "score_real"}
+    aggregates = {rule for rule, wc in jobs if not wc} - {"all"}
+    assert {"table_table1", "table_nr_real", "figure_loss", "figure_qualitative"} <= aggregates, aggregates
+    assert not aggregates & {"get_data", "data_summary", "fetch_weights", "get_real_captures"}, aggregates
 
 
 def test_dvc_repro_then_status_is_clean(tmp_path: Path):
