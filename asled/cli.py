@@ -15,8 +15,7 @@ from pathlib import Path
 
 from asled import config
 from asled.errors import AsledError
-
-WEIGHTS_DIR = "data/weights"
+from asled.weights import WEIGHTS_DIR
 
 
 def _params(args) -> dict:

@@ -83,6 +83,7 @@ def score_method(
 
 def nr_content(params: dict):
     """The real-capture table: one row per method, mean (± std over seeds) of each NR metric."""
+    from asled.metrics.nr import NR_LABELS
     from asled.models.registry import entry
     from asled.tables import Column, TableContent, read_json, seed_stats
 
@@ -109,12 +110,10 @@ def nr_content(params: dict):
         for name, item in s["metrics"].items():
             if "lower_better" in item:
                 lower[name] = item["lower_better"]
-    headers = {"niqe": "NIQE", "brisque": "BRISQUE", "piqe": "PIQE", "topiq_nr": "TOPIQ-NR", "musiq": "MUSIQ",
-               "clipiqa": "CLIP-IQA"}
     columns = [Column("label", "Method", kind="text")]
     for name in names:
         arrow = {True: " ↓", False: " ↑"}.get(lower.get(name), "")
-        columns.append(Column(name, headers.get(name, name) + arrow, digits=3, std=f"{name}_std"))
+        columns.append(Column(name, NR_LABELS.get(name, name) + arrow, digits=3, std=f"{name}_std"))
     intro = [
         (f"No-reference scores of every method on the real captures {', '.join(captures)} (no ground truth; "
         f"{int(df['frames'].iloc[0]) if len(df) else 0} frames per method), mean over frames, ± std over seeds "

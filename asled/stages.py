@@ -255,7 +255,7 @@ def _real(present: Callable[[Pipeline], list[dict]]) -> Callable[[Pipeline], lis
     return lambda p: present(p) if p.captures() else []
 
 
-WEIGHTS_MANIFEST = "data/weights/MANIFEST.json"
+WEIGHTS_MANIFEST = str(weights.WEIGHTS_DIR / weights.MANIFEST_NAME)
 WEIGHTS_LOCK = "workflow/weights.lock.json"
 
 STAGES: list[Stage] = [

@@ -58,6 +58,8 @@ from asled.fetch import STAMPS_FILE, Remote, Settings, Stamps, sha256_file
 from asled.io import atomic_path, write_text
 
 WEIGHTS_DIR = Path("data/weights")
+# what `asled weights fetch` staged, with hashes and sources (in git; every evaluate job depends on it)
+MANIFEST_NAME = "MANIFEST.json"
 LOCK_FILE = Path("workflow/weights.lock.json")
 TIMEOUT_S = 20
 # A dropped transfer is resumed (torchvision's VGG19 is 575 MB); a host that cannot be reached at all is
@@ -552,7 +554,7 @@ def _with_lock(result: dict, spec: WeightSpec, lock: dict, update_lock: bool) ->
 def _manifest_source(name: str, root: Path) -> str | None:
     """The source the last fetch recorded for `name` (a file staged before it was locked)."""
     try:
-        return json.loads((Path(root) / "MANIFEST.json").read_text())["entries"][name].get("source")
+        return json.loads((Path(root) / MANIFEST_NAME).read_text())["entries"][name].get("source")
     except (OSError, json.JSONDecodeError, KeyError, AttributeError):
         return None
 
@@ -604,7 +606,7 @@ def write_manifest(root: Path = WEIGHTS_DIR, fetched: dict | None = None) -> dic
                                  "that every other machine must stage these bytes")
         entries[name] = entry
     manifest = {"weights_dir": str(root), "lock_file": str(LOCK_FILE), "entries": entries}
-    write_text(Path(root) / "MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(Path(root) / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
@@ -617,7 +619,7 @@ def verify_staged(name: str, path: Path) -> None:
     spec = REGISTRY[name]
     root = Path(path).parents[len(Path(spec.file).parts) - 1]
     # stamps live only beside a manifest: a torch cache asled did not stage gets no file written into it
-    stamps = Stamps(root / STAMPS_FILE) if (root / "MANIFEST.json").is_file() else Stamps(None)
+    stamps = Stamps(root / STAMPS_FILE) if (root / MANIFEST_NAME).is_file() else Stamps(None)
     info = status(spec, root, stamps=stamps)
     if info["status"] != "staged":
         raise AsledError(info["reason"])
@@ -630,7 +632,7 @@ def staged_path(name: str, root: Path = WEIGHTS_DIR) -> tuple[Path | None, str]:
     if info["status"] == "staged":
         return Path(info["file"]), ""
     # The last fetch's reason (e.g. "host unreachable") says more than "not staged".
-    manifest = Path(root) / "MANIFEST.json"
+    manifest = Path(root) / MANIFEST_NAME
     if info["status"] == "missing" and manifest.is_file():
         try:
             fetched = json.loads(manifest.read_text())["entries"].get(name, {})

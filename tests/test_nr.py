@@ -105,3 +105,18 @@ def test_min_sizes_follow_the_block_sizes_of_pyiqa():
     assert inspect.signature(piqe_arch.piqe).parameters["block_size"].default == MIN_SIZE["piqe"].block
     assert size_reason("niqe", 288, 288) == "" and size_reason("niqe", 287, 600) and size_reason("niqe", 192, 192)
     assert size_reason("musiq", 8, 8) == ""  # resizes its input: no minimum
+
+
+def test_the_metric_names_have_one_home():
+    """asled.metrics.nr.NR_LABELS names the no-reference metrics; the schema, params.yaml and the weights each
+    needs follow it."""
+    import yaml
+
+    from asled.config import schema
+    from asled.metrics.nr import DEFAULT_NR, NR_LABELS
+    from asled.weights import METRIC_WEIGHTS
+
+    repo = Path(__file__).resolve().parents[1]
+    enum = schema()["properties"]["metrics"]["properties"]["nr"]["items"]["enum"]
+    assert list(NR_LABELS) == list(DEFAULT_NR) == enum == list(METRIC_WEIGHTS)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["metrics"]["nr"] == list(NR_LABELS)

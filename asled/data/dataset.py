@@ -25,11 +25,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from asled.data.store import has_store, open_clip, store_dir, store_index
+from asled.data.store import STREAMS, has_store, open_clip, store_dir, store_index
 from asled.errors import DataError
 from asled.io import list_clips, list_frames, read_png, require_same_names
 
-STREAMS = ("blur", "ref", "gt")
 
 
 @dataclass(frozen=True)

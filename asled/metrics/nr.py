@@ -28,7 +28,11 @@ import numpy as np
 from asled.errors import AsledError, ConfigError
 from asled.weights import METRIC_WEIGHTS, WEIGHTS_DIR, staged_path
 
-DEFAULT_NR = ("niqe", "brisque", "piqe", "topiq_nr", "musiq", "clipiqa")
+# The no-reference metrics (pyiqa names) and their column headers; the default set of `metrics.nr`. The schema's
+# enum and the weights each needs (asled.weights.METRIC_WEIGHTS) are checked against it (tests/test_nr.py).
+NR_LABELS = {"niqe": "NIQE", "brisque": "BRISQUE", "piqe": "PIQE", "topiq_nr": "TOPIQ-NR", "musiq": "MUSIQ",
+             "clipiqa": "CLIP-IQA"}
+DEFAULT_NR = tuple(NR_LABELS)
 # Options beyond the weights path; topiq_nr's backbone comes from its own checkpoint, so pyiqa must not
 # fetch ImageNet ResNet-50 weights first.
 EXTRA_OPTIONS = {"topiq_nr": {"backbone_pretrain": False}}

@@ -79,3 +79,8 @@ def stage_shell(name, options="", append=False):
     """The stage's `asled` command with Snakemake's wildcards, extra options and the job's log."""
     cmd = re.sub(r"\{(\w+)\}", r"{wildcards.\1}", PIPELINE.stage(name).cmd)
     return f"{cmd} {options}".rstrip() + (" >> {log} 2>&1" if append else " > {log} 2>&1")
+
+
+# A rule made in a loop reads its command through params: Snakemake evaluates a `shell:` expression again
+# when the job runs, by which time the loop variable holds its last value.
+LOOP_SHELL = "{params.command} > {log} 2>&1"

@@ -30,10 +30,11 @@ for _kind, (_caption, _label) in FIGURE_CAPTIONS.items():
             reported(f"figure_{_kind.replace('-', '_')}", "Figures", _caption, {"figure": _label}),
         params:
             values=stage_params(f"figure_{_kind.replace('-', '_')}"),
+            command=PIPELINE.stage(f"figure_{_kind.replace('-', '_')}").cmd,
         log:
             PIPELINE.log(f"figure_{_kind.replace('-', '_')}"),
         shell:
-            stage_shell(f"figure_{_kind.replace('-', '_')}")
+            LOOP_SHELL
 
 
 rule report_gallery:
@@ -57,9 +58,10 @@ for _table in asled_config.TABLE_FILES:
         output:
             reported(f"report_table_{_table}", "Tables", "table.rst", {"table": _table}),
         params:
+            command=PIPELINE.stage(f"report_table_{_table}").cmd,
             # for the caption only (workflow/report/table.rst); the stage reads no params key
             table=_table,
         log:
             PIPELINE.log(f"report_table_{_table}"),
         shell:
-            stage_shell(f"report_table_{_table}")
+            LOOP_SHELL

@@ -15,7 +15,8 @@ for table in asled_config.TABLE_FILES:
         params:
             # bootstrap, paired test, alpha, compare_to, the rows and seeds: a change rebuilds the table only
             values=stage_params(f"table_{table}"),
+            command=PIPELINE.stage(f"table_{table}").cmd,
         log:
             PIPELINE.log(f"table_{table}"),
         shell:
-            stage_shell(f"table_{table}")
+            LOOP_SHELL
