@@ -527,7 +527,7 @@ def cmd_figures(args) -> None:
     test = paths.prepared("test")
     table_csv = paths.table("table1").with_suffix(".csv")
     if kind == "qualitative":
-        figures.qualitative_panel(test, figures.restored_dirs(params, params["methods"], seed), out,
+        figures.qualitative_panel(test, figures.restored_dirs(paths, params["methods"], seed), out,
                                   clips=args.clips, crop=args.crop)
     elif kind == "psnr-bar":
         figures.psnr_bar_chart(table_csv, out)
@@ -535,7 +535,7 @@ def cmd_figures(args) -> None:
         figures.psnr_time_scatter(table_csv, out)
     elif kind == "loss":
         methods = config.trained_methods(params, params["methods"])
-        figures.loss_curves(figures.train_logs(params, methods, params["seeds"]), out)
+        figures.loss_curves(figures.train_logs(paths, methods, params["seeds"]), out)
     elif kind == "flow":
         figures.flow_figure(test, out, clips=args.clips)
     print(out)

@@ -340,19 +340,17 @@ def gallery_html(images: dict[str, str | Path], out: str | Path) -> Path:
     return Path(out)
 
 
-def restored_dirs(params: dict, methods: list[str], seed: int) -> dict[str, Path]:
+def restored_dirs(paths: config.Paths, methods: list[str], seed: int) -> dict[str, Path]:
     """Method label -> restored test folder of `seed`."""
     from asled.models.registry import entry
 
-    paths = config.paths(params)
     return {entry(m).get("label", m): paths.restored(m, seed) for m in methods}
 
 
-def train_logs(params: dict, methods: list[str], seeds: list[int]) -> dict[str, Path]:
+def train_logs(paths: config.Paths, methods: list[str], seeds: list[int]) -> dict[str, Path]:
     """Legend label -> training CSV of every method and seed (untrained methods show as such in the plot)."""
     from asled.models.registry import entry
 
-    paths = config.paths(params)
     logs = {}
     for method in methods:
         for seed in seeds:

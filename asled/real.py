@@ -1,4 +1,4 @@
-"""Real dual-lens captures: ingest, restore with every trained method, score with no-reference metrics.
+"""Real dual-lens captures: ingest, and restore with every trained method.
 
 A capture is a folder `data/real/<capture>/` with the wide (W, blurry) and ultra-wide (UW, reference)
 streams, either as two videos `W.<ext>` and `UW.<ext>` (any container OpenCV decodes) or as two frame
@@ -11,8 +11,9 @@ UW frame whose time, shifted by the offset onto W's clock, is nearest; W frames 
 half a UW interval (before UW starts or after it stops) are left out and listed in the manifest.
 The UW frame then becomes the reference exactly as in training (`asled.data.reference`).
 
-There is no ground truth, so restorations are scored with no-reference metrics only
-(`asled.metrics.nr`), per frame, and summarised in `results/tables/<dataset>/table_nr_real.{csv,md,tex,json}`.
+There is no ground truth, so restorations are scored with no-reference metrics only (`asled.metrics.nr`),
+per frame, and summarised in `results/tables/<dataset>/table_nr_real.{csv,md,tex,json}`; scoring and the
+table live in `asled.real_nr`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,13 @@ from asled.io import write_text
 from asled.metrics.conventions import DEFAULT_SSIM, protocol_tag, protocol_text
 from asled.models.registry import describe, entry
 from asled.paper import paper_table
-from asled.stats import bootstrap_ci, clip_values, paired_test, seed_stats, significance_mark
+from asled.stats import (
+    bootstrap_ci,
+    clip_values,
+    paired_test,
+    seed_stats,
+    significance_mark,
+)
 
 __all__ = [
     "TABLES", "UNAVAILABLE", "Column", "TableContent", "TableSpec", "read_json", "render_latex",
@@ -82,8 +88,36 @@ class TableSpec:
     timed: bool = False  # Table 1 carries LPIPS, params and time; the ablation tables PSNR/SSIM/params
     build: Callable[[dict], TableContent] | None = None  # another table's builder (default: the FR builder)
 
-    def methods(self, params: dict) -> list[str]:
-        return config.table_methods(params, self.key)
+
+@dataclass(frozen=True)
+class TableInputs:
+    """What a full-reference table reads from params.yaml, resolved once at the module's edge
+    (`from_params`): the builder below sees these values, not the whole parameter file."""
+
+    dataset: str
+    recipe: str
+    paths: config.Paths
+    methods: list[str]  # the rows
+    seeds: list[int]
+    bootstrap: dict
+    test: str
+    alpha: float
+    compare_to: str | None
+    temporal_flow: str
+    profile_size: int
+    training: list[str]  # the "Training" note: how every row was trained (`training_notes`)
+
+    @classmethod
+    def from_params(cls, params: dict, spec: TableSpec) -> TableInputs:
+        metrics = params["metrics"]
+        methods = config.table_methods(params, spec.key)
+        return cls(
+            dataset=params["dataset"], recipe=config.dataset_settings(params)["recipe"],
+            paths=config.paths(params), methods=methods, seeds=list(params["seeds"]),
+            bootstrap=metrics["bootstrap"], test=metrics["test"], alpha=metrics["alpha"],
+            compare_to=metrics["compare_to"].get(spec.key), temporal_flow=metrics["temporal_flow"],
+            profile_size=config.profile_settings(params)["size"], training=training_notes(params, methods),
+        )
 
 
 TABLES = {
@@ -114,13 +148,13 @@ def table_metrics(spec: TableSpec) -> list[str]:
     return ["psnr", "ssim", "lpips", "warp_error"] if spec.timed else ["psnr", "ssim", "warp_error"]
 
 
-def method_row(params: dict, method: str, spec: TableSpec) -> tuple[dict, dict[str, dict]]:
+def method_row(inputs: TableInputs, method: str, spec: TableSpec) -> tuple[dict, dict[str, dict]]:
     """(the row, {metric: {clip: (seed-averaged value, weight)}}) of one model."""
-    paths = config.paths(params)
+    paths = inputs.paths
     catalogue = entry(method)
     label = catalogue.get("label", method)
-    summaries = [read_json(paths.metrics(method, seed).with_suffix(".json")) for seed in params["seeds"]]
-    boot = params["metrics"]["bootstrap"]
+    summaries = [read_json(paths.metrics(method, seed).with_suffix(".json")) for seed in inputs.seeds]
+    boot = inputs.bootstrap
     row: dict = {"method": method, "label": label, "seeds": len(summaries), "frames": summaries[0]["frames"],
                  "clips": len(summaries[0].get("clips", {}))}
     per_clip: dict[str, dict] = {}
@@ -185,11 +219,10 @@ def _one_convention(found: set[tuple[int, bool, str]], what: str) -> tuple[int, 
     return next(iter(found))
 
 
-def _add_tests(rows: list[dict], clips: dict[str, dict], params: dict, spec: TableSpec) -> dict:
+def _add_tests(rows: list[dict], clips: dict[str, dict], inputs: TableInputs, spec: TableSpec) -> dict:
     """Paired tests of the reference model vs every other row; returns what the notes need to say."""
-    settings = params["metrics"]
-    reference = settings["compare_to"].get(spec.key)
-    info = {"reference": reference, "test": settings["test"], "alpha": settings["alpha"], "n": set(),
+    reference = inputs.compare_to
+    info = {"reference": reference, "test": inputs.test, "alpha": inputs.alpha, "n": set(),
             "min_p": set(), "reasons": set(), "unavailable": None}
     if reference is None or reference not in clips:
         info["unavailable"] = (f"no paired test: metrics.compare_to.{spec.key} "
@@ -204,9 +237,9 @@ def _add_tests(rows: list[dict], clips: dict[str, dict], params: dict, spec: Tab
         for metric in table_metrics(spec):
             ours = {c: v for c, (v, _) in clips[reference][metric].items()}
             theirs = {c: v for c, (v, _) in clips[row["method"]][metric].items()}
-            result = paired_test(ours, theirs, settings["test"])
+            result = paired_test(ours, theirs, inputs.test)
             row[f"p_{metric}"] = result["p"]
-            row[f"sig_{metric}"] = significance_mark(result["p"], settings["alpha"])
+            row[f"sig_{metric}"] = significance_mark(result["p"], inputs.alpha)
             if metric == "psnr":
                 row["test_n"] = result["n"]
                 info["n"].add(result["n"])
@@ -217,13 +250,13 @@ def _add_tests(rows: list[dict], clips: dict[str, dict], params: dict, spec: Tab
     return info
 
 
-def _build(params: dict, spec: TableSpec) -> tuple[pd.DataFrame, dict]:
+def _build(inputs: TableInputs, spec: TableSpec) -> tuple[pd.DataFrame, dict]:
     rows, clips = [], {}
-    for method in spec.methods(params):
-        row, per_clip = method_row(params, method, spec)
+    for method in inputs.methods:
+        row, per_clip = method_row(inputs, method, spec)
         rows.append(row)
         clips[method] = per_clip
-    info = _add_tests(rows, clips, params, spec)
+    info = _add_tests(rows, clips, inputs, spec)
     blur = next((r for r in rows if r["method"] == config.BLUR_METHOD), None)
     for row in rows:
         # the line to beat: every trained row is read against the blurry input
@@ -232,10 +265,10 @@ def _build(params: dict, spec: TableSpec) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), info
 
 
-def _timing_size(df: pd.DataFrame, params: dict) -> str:
+def _timing_size(df: pd.DataFrame, inputs: TableInputs) -> str:
     """The frame size the profiles were timed at (from the profiles themselves; params if they do not say)."""
     sizes = sorted({int(v) for v in df.get("time_size", pd.Series(dtype=float)).dropna()})
-    sizes = sizes or [config.profile_settings(params)["size"]]
+    sizes = sizes or [inputs.profile_size]
     return "/".join(f"{v}x{v}" for v in sizes)
 
 
@@ -269,13 +302,12 @@ def _fr_columns(df: pd.DataFrame, spec: TableSpec, size: str) -> list[Column]:
     return cols
 
 
-def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tuple[list[str], list[str]]:
-    dataset, seeds = params["dataset"], params["seeds"]
-    metrics, boot = params["metrics"], params["metrics"]["bootstrap"]
+def _fr_notes(df: pd.DataFrame, inputs: TableInputs, spec: TableSpec, info: dict) -> tuple[list[str], list[str]]:
+    dataset, seeds, boot = inputs.dataset, inputs.seeds, inputs.bootstrap
     protocol = protocol_text(*_protocol(df))
     intro = [(
         f"Ours: `{dataset}` test split ({int(df['clips'].max())} clips, {int(df['frames'].max())} frames), recipe "
-        f"`{config.dataset_settings(params)['recipe']}`, seeds {seeds}; metrics on {protocol}. "
+        f"`{inputs.recipe}`, seeds {seeds}; metrics on {protocol}. "
         f"Paper: {paper_table(spec.key)['source']}."
     )]
     notes = []
@@ -310,7 +342,7 @@ def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tu
     gt = df["warp_error_gt"].dropna() if "warp_error_gt" in df else pd.Series(dtype=float)
     warp = (f"Warp err.: flow-warping error between consecutive restored frames (mean |frame t - frame t+1 "
             f"warped back|, [0, 1] scale, non-occluded pixels; DIS optical flow on the "
-            f"{'ground-truth' if metrics['temporal_flow'] == 'gt' else 'restored'} frames; lower is more "
+            f"{'ground-truth' if inputs.temporal_flow == 'gt' else 'restored'} frames; lower is more "
             "consistent; see asled/metrics/temporal.py).")
     if len(gt):
         warp += f" The ground truth itself scores {gt.iloc[0]:.4f}."
@@ -318,7 +350,7 @@ def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tu
     if warp_notes:
         warp += " Unavailable: " + " ".join(warp_notes)
     notes.append(warp)
-    notes += training_notes(params, list(df["method"]))
+    notes += inputs.training
     for method in df["method"]:
         # a model whose official configuration cannot match the paper's printed size says why
         model = entry(method)
@@ -326,7 +358,7 @@ def _fr_notes(df: pd.DataFrame, params: dict, spec: TableSpec, info: dict) -> tu
             notes.append(f"Params of {model.get('label', method)}: {model['paper_params_note']}")
     if spec.timed:
         devices = sorted({d for d in df["time_device"].dropna()}) if "time_device" in df else []
-        notes.append(f"Our time: ms per {_timing_size(df, params)} frame on {', '.join(devices) or 'unknown device'}; "
+        notes.append(f"Our time: ms per {_timing_size(df, inputs)} frame on {', '.join(devices) or 'unknown device'}; "
                      "the paper's on a GTX 1080 Ti. Different hardware: compare ratios, not values.")
         notes.append("GFLOP: one forward pass per frame at the profile size, FLOP = 2 per multiply-accumulate "
                      "(matmuls, convolutions, deformable convolutions; pointwise ops not counted), counted with "
@@ -373,16 +405,16 @@ def _kwargs_text(kwargs: dict) -> str:
     return "(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")"
 
 
-def fr_content(params: dict, spec: TableSpec) -> TableContent:
-    df, info = _build(params, spec)
-    intro, notes = _fr_notes(df, params, spec, info)
+def fr_content(inputs: TableInputs, spec: TableSpec) -> TableContent:
+    df, info = _build(inputs, spec)
+    intro, notes = _fr_notes(df, inputs, spec, info)
     headline = {}
     for r in df.to_dict("records"):
         keys = ["psnr", "ssim", "lpips", "warp_error", "psnr_ci_low", "psnr_ci_high", "ssim_ci_low",
                 "ssim_ci_high", "p_psnr", "p_ssim"]
         headline[r["method"]] = {k: r[k] for k in keys if k in r and _number(r[k]) and math.isfinite(r[k])}
-    columns = _fr_columns(df, spec, _timing_size(df, params))
-    title = f"{spec.title}: ours on `{params['dataset']}` vs. the paper ({protocol_tag(*_protocol(df))})"
+    columns = _fr_columns(df, spec, _timing_size(df, inputs))
+    title = f"{spec.title}: ours on `{inputs.dataset}` vs. the paper ({protocol_tag(*_protocol(df))})"
     return TableContent(df, columns, title, intro, notes, headline)
 
 
@@ -497,7 +529,7 @@ def write_formats(out_prefix: str | Path, content: TableContent) -> None:
 
 def write_table(params: dict, spec: TableSpec, out_prefix: Path | None = None) -> pd.DataFrame:
     """Build `spec` (the FR builder, or `spec.build`) and write csv, md, tex and json; returns the data."""
-    content = spec.build(params) if spec.build is not None else fr_content(params, spec)
+    content = spec.build(params) if spec.build is not None else fr_content(TableInputs.from_params(params, spec), spec)
     write_formats(Path(out_prefix or config.paths(params).table(spec.key)), content)
     return content.df
 

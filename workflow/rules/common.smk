@@ -81,6 +81,18 @@ def stage_shell(name, options="", append=False):
     return f"{cmd} {options}".rstrip() + (" >> {log} 2>&1" if append else " > {log} 2>&1")
 
 
-# A rule made in a loop reads its command through params: Snakemake evaluates a `shell:` expression again
-# when the job runs, by which time the loop variable holds its last value.
+# Rules made in a loop read their command through params, since Snakemake evaluates a `shell:` expression
+# again when the job runs, by which time the loop variable holds its last value.
 LOOP_SHELL = "{params.command} > {log} 2>&1"
+
+
+def reported(name, category, caption, label):
+    """A stage's one output, embedded in the HTML report."""
+    (path,) = stage_outputs(name).values()
+    return report(path, caption=f"../report/{caption}", category=category, labels=label)
+
+
+def train_gpus(wildcards):
+    """GPUs a train job asks for: the recipe's `devices` on CUDA, none on CPU."""
+    settings = asled_config.train_settings(config, wildcards.method)
+    return int(settings["devices"]) if str(settings["device"]).startswith("cuda") else 0

@@ -13,12 +13,6 @@ FIGURE_CAPTIONS = {
 }
 
 
-def reported(name, category, caption, label):
-    """The stage's one output, embedded in the HTML report."""
-    (path,) = stage_outputs(name).values()
-    return report(path, caption=f"../report/{caption}", category=category, labels=label)
-
-
 for _kind, (_caption, _label) in FIGURE_CAPTIONS.items():
 
     rule:

@@ -7,11 +7,6 @@
 # on CUDA the job asks for that many GPUs.
 
 
-def train_gpus(wildcards):
-    settings = asled_config.train_settings(config, wildcards.method)
-    return int(settings["devices"]) if str(settings["device"]).startswith("cuda") else 0
-
-
 rule train:
     input:
         unpack(stage_inputs("train")),
