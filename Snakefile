@@ -1,7 +1,7 @@
 # asled-bench: the whole AsLeD-Net reproduction as one DAG.
 #   snakemake --cores all          build results/tables/<dataset>/table1_main.{csv,md} and the report's figures
 #   snakemake --cores all --report results/report.html        the HTML report
-#   snakemake --profile workflow/profiles/slurm               every job on SLURM (README)
+#   snakemake --profile workflow/profiles/slurm               every job on SLURM (docs/workflow.md)
 # params.yaml is the one configuration (also read by dvc.yaml and the asled CLI).
 
 from snakemake.utils import min_version

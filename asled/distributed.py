@@ -14,7 +14,7 @@ floating-point sums).
 
 Multi-node (SLURM): run one `asled train ... --nproc G --nnodes N --rdzv-endpoint HOST:PORT` per node
 through `srun --ntasks-per-node=1`; torchrun's c10d rendezvous at HOST:PORT (the first node) forms the
-group of `N*G` ranks. See README, "Training engine".
+group of `N*G` ranks. See docs/training.md, "Training engine".
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def test_asled_net_forward_flops_scale():
     """Convolutions grow at most linearly with the pixel count (SPyNet pads small frames up to its
     pyramid), ALM's global matching matmuls quadratically: 64x64 vs 32x32 gives at most 4x and more
     than 4x. (At the paper's profile size, 7 frames of 256x256, the count is 1677.8 GFLOP per frame:
-    `asled profile asled_net --dataset realmcvsr --flops-only`, README "Speed and utilisation".)"""
+    `asled profile asled_net --dataset realmcvsr --flops-only`, docs/training.md "Speed and utilisation".)"""
     small = model_flops(lambda: build_model("asled_net"), (1, 2, 3, 32, 32))
     large = model_flops(lambda: build_model("asled_net"), (1, 2, 3, 64, 64))
     assert set(small["by_op"]) == {"aten.convolution", "aten.mm"}
