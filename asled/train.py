@@ -43,11 +43,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
+import dataclasses
 import io
-import json
 import math
-import os
 import random
 import signal
 import sys
@@ -64,16 +62,24 @@ from tqdm import tqdm
 
 from asled import config, distributed
 from asled.data.dataset import TestClips, TrainClips
-from asled.errors import DataError
+from asled.device import describe_device, resolve_device
 from asled.fastpath import autocast, compile_model, memory_format, tf32
 from asled.flow_recipe import FLOW_DEFAULTS, check_spynet_weights
-from asled.device import describe_device, resolve_device
 from asled.infer import run_clip, tensor_to_u8
-from asled.io import atomic_path, write_text
+from asled.io import write_text
 from asled.losses import charbonnier
 from asled.metrics.pixels import psnr
 from asled.models.registry import build_model, count_parameters
 from asled.models.spynet import spynet_parameters
+from asled.resume import (
+    read_resume,
+    resume_path,
+    rng_state,
+    run_fingerprint,
+    save_torch,
+    set_rng_state,
+    write_resume,
+)
 
 # Exit code of `asled train` after a preemption signal: the resume file is written, run me again.
 # 75 is EX_TEMPFAIL of sysexits.h ("temporary failure, the user is invited to retry").
@@ -88,13 +94,8 @@ SETTINGS_KEYS = ("iterations", "batch_size", "crop", "frames", "lr", "eta_min", 
 SETTINGS_DEFAULTS = {"checkpoint_every": 1000, "devices": 1, "device": "auto", "precision": "fp32",
                      "channels_last": False, "compile": False, "retries": 0, "tf32": False, "log_every": 1,
                      "pin_memory": "auto", "prefetch_factor": None, **FLOW_DEFAULTS}
-# Keys that do not change what is computed (up to the order of floating-point sums over ranks), so a
-# resume file written under other values of them is still valid.
-ENGINE_ONLY_KEYS = ("num_workers", "checkpoint_every", "devices", "device", "compile", "retries", "log_every",
-                    "pin_memory", "prefetch_factor")
 LOG_COLUMNS = ("iteration", "loss", "lr", "val_psnr")
 ZERO_PARAM_NOTE = "model has no parameters: nothing to train; the checkpoint records the validation PSNR only"
-RESUME_FORMAT = "asled-resume-1"
 
 
 class Preempted(Exception):
@@ -116,38 +117,10 @@ def check_settings(settings: dict) -> dict:
     return s
 
 
-def resume_path(checkpoint: str | Path) -> Path:
-    """The resume file of a checkpoint: `seed0.pt` -> `seed0.resume.pt`, in the same folder."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + ".resume" + (checkpoint.suffix or ".pt"))
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    """Every generator the run may draw from, in a form `torch.load(weights_only=True)` accepts."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
-        "torch": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 @contextlib.contextmanager
@@ -231,23 +204,6 @@ def format_log(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def split_digest(split_dir: Path) -> str:
-    """Identity of a prepared split for resume checks: its manifest (settings, clips), hashed."""
-    manifest = Path(split_dir) / "manifest.json"
-    if not manifest.is_file():
-        return "no manifest.json"
-    return hashlib.sha256(manifest.read_bytes()).hexdigest()
-
-
-def save_torch(obj: Any, path: Path) -> None:
-    """`torch.save` to a temporary sibling, flushed to disk, then renamed onto `path`."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-
-
 class FlowSchedule:
     """BasicVSR's flow schedule: the parameters of every `SPyNet` in the model (`spynet_parameters`) form
     their own Adam group at `lr * flow_lr_mul`, and get no update, hence no Adam state, in iterations
@@ -280,8 +236,130 @@ class FlowSchedule:
                 p.grad = None
 
 
+class BestWeights:
+    """What validation found: the last PSNR, and the best one with its iteration and weights (on the CPU).
+
+    The first validation is always kept as the best, so a run that never beats its starting point keeps it."""
+
+    def __init__(self) -> None:
+        self.psnr = -math.inf
+        self.iteration: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+        self.last_psnr: float | None = None
+
+    def update(self, value: float, iteration: int, model: torch.nn.Module) -> None:
+        self.last_psnr = value
+        if value > self.psnr or self.state is None:
+            self.psnr, self.iteration = value, iteration
+            self.state = cpu_state(model)
+
+    @property
+    def best_psnr(self) -> float | None:
+        """The best PSNR, None before the first validation (never -inf in a file or summary)."""
+        return None if self.state is None else self.psnr
+
+    def resume_fields(self) -> dict[str, Any]:
+        return {"best_state": self.state, "best_val_psnr": self.best_psnr, "best_iteration": self.iteration,
+                "last_val_psnr": self.last_psnr}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """From a resume file's state (the fields of `resume_fields`)."""
+        self.state = state["best_state"]
+        self.iteration = state["best_iteration"]
+        self.psnr = -math.inf if state["best_val_psnr"] is None else float(state["best_val_psnr"])
+        self.last_psnr = state["last_val_psnr"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cadence:
+    """When, after a step, the loop validates, writes the periodic resume file, and reads the losses."""
+
+    total: int
+    val_every: int
+    checkpoint_every: int
+    log_every: int
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> Cadence:
+        return cls(int(settings["iterations"]), int(settings["val_every"] or 0), int(settings["checkpoint_every"]),
+                   int(settings["log_every"]))
+
+    def due(self, iteration: int) -> tuple[bool, bool, bool]:
+        """(validate, periodic resume file, read the pending losses) after step `iteration` (1-based count)."""
+        last = iteration == self.total
+        validate = (self.val_every > 0 and iteration % self.val_every == 0) or last
+        periodic = bool(self.checkpoint_every) and iteration % self.checkpoint_every == 0 and not last
+        # every event needs the losses on the host: validation and resume files log them, and a NaN must stop
+        # the run before it is saved
+        return validate, periodic, validate or periodic or iteration % self.log_every == 0 or last
+
+
+def read_losses(pending: list[tuple[int, torch.Tensor, float]], stop: dict[str, int | None],
+                env: distributed.DistEnv, device: torch.device) -> tuple[list[float], bool]:
+    """The pending steps' global-batch losses, read with one host sync (and, with several ranks, one
+    collective that also says whether any rank was signalled); returns (losses, stop requested)."""
+    local = torch.stack([loss for _, loss, _ in pending]).double().tolist() if pending else []
+    sums = distributed.all_reduce_sum([*local, float(stop["signal"] is not None)], env, device)
+    losses = [v / env.world_size for v in sums[:-1]] if env.enabled else local
+    for (iteration, _, _), loss in zip(pending, losses):
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at iteration {iteration}")
+    return losses, sums[-1] > 0
+
+
+def open_tensorboard(folder: Path, resumed_from: int | None):
+    """A SummaryWriter on `folder`; a fresh run clears old event files."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if resumed_from is None:
+        for old in folder.glob("events.out.tfevents.*"):
+            old.unlink()
+        return SummaryWriter(str(folder))
+    # steps logged after the resume point by the interrupted run are hidden, then logged again
+    return SummaryWriter(str(folder), purge_step=resumed_from + 1)
+
+
+class RunLog:
+    """The log rows (the CSV log, kept in the resume file) and their copies: TensorBoard scalars (rank 0,
+    `writer` None elsewhere) and the progress bar."""
+
+    def __init__(self, rows: list[dict[str, Any]], writer) -> None:
+        self.rows, self.writer = rows, writer
+
+    def validation(self, iteration: int, val_psnr: float) -> None:
+        self.rows.append({"iteration": iteration, "val_psnr": val_psnr})
+        if self.writer is not None:
+            self.writer.add_scalar("valid/psnr", val_psnr, iteration)
+
+    def steps(self, pending: list[tuple[int, torch.Tensor, float]], losses: list[float], seconds: float,
+              bar: tqdm, val_psnr: float | None, current: int) -> None:
+        """One row per pending step; the row of step `current` carries `val_psnr` when it was validated."""
+        for (iteration, _, lr), loss in zip(pending, losses):
+            row: dict[str, Any] = {"iteration": iteration, "loss": loss, "lr": lr}
+            if val_psnr is not None and iteration == current:
+                row["val_psnr"] = val_psnr
+            self.rows.append(row)
+            if self.writer is not None:
+                self.writer.add_scalar("train/loss", loss, iteration)
+                self.writer.add_scalar("train/lr", lr, iteration)
+                # the interval's mean: without a sync per step, single steps cannot be timed
+                self.writer.add_scalar("train/seconds_per_iteration", seconds / len(pending), iteration)
+                if "val_psnr" in row:
+                    self.writer.add_scalar("valid/psnr", val_psnr, iteration)
+        if losses:
+            postfix = {"loss": f"{losses[-1]:.4f}"}
+            bar.set_postfix(postfix | ({"val_psnr": f"{val_psnr:.2f}"} if val_psnr is not None else {}))
+        bar.update(len(pending))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 class Trainer:
-    """One training run: model, optimiser, scheduler, data stream, validation, checkpoints and logs."""
+    """One training run: model, optimiser, scheduler and data stream; the step loop, with validation
+    (`BestWeights`), logs (`RunLog`), the resume file (asled.resume) and the final checkpoint."""
 
     def __init__(
         self,
@@ -309,9 +387,8 @@ class Trainer:
         self.resume = resume
         self.model_kwargs = dict(model_kwargs or {})
         check_spynet_weights(self.model_kwargs, [method])  # a missing pretrained flow stops us before any data
-        s = self.settings
-        self.env, self.device = distributed.setup(resolve_device(device or s["device"]))
-        self.bf16 = s["precision"] == "bf16"
+        self.env, self.device = distributed.setup(resolve_device(device or self.settings["device"]))
+        self.bf16 = self.settings["precision"] == "bf16"
 
         seed_everything(self.seed)
         self.model = build_model(method, **self.model_kwargs).to(self.device)
@@ -322,23 +399,25 @@ class Trainer:
         self.iteration = 0
         self.resumed_from: int | None = None
         self.log: list[dict[str, Any]] = []
-        self.best_val_psnr = -math.inf
-        self.best_iteration: int | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.last_val_psnr: float | None = None
+        self.best = BestWeights()
         self.net: torch.nn.Module = self.model
         if self.trainable:
-            self.local_batch = distributed.check_batch(int(s["batch_size"]), self.env.world_size)
-            self.train_set = TrainClips(
-                self.train_dir, frames=int(s["frames"]), crop=int(s["crop"]),
-                length=int(s["iterations"]) * int(s["batch_size"]), seed=self.seed,
-            )
-            self.model = memory_format(self.model, bool(s["channels_last"]))
-            self.flow = FlowSchedule(self.model, s)
-            self.optimizer = torch.optim.Adam(self.flow.param_groups(self.model, float(s["lr"])), lr=float(s["lr"]))
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, T_max=int(s["iterations"]), eta_min=float(s["eta_min"])
-            )
+            self._setup_optimisation()
+
+    def _setup_optimisation(self) -> None:
+        """Data stream, memory format, optimiser (with the flow group) and schedule of a model with parameters."""
+        s = self.settings
+        self.local_batch = distributed.check_batch(int(s["batch_size"]), self.env.world_size)
+        self.train_set = TrainClips(
+            self.train_dir, frames=int(s["frames"]), crop=int(s["crop"]),
+            length=int(s["iterations"]) * int(s["batch_size"]), seed=self.seed,
+        )
+        self.model = memory_format(self.model, bool(s["channels_last"]))
+        self.flow = FlowSchedule(self.model, s)
+        self.optimizer = torch.optim.Adam(self.flow.param_groups(self.model, float(s["lr"])), lr=float(s["lr"]))
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=int(s["iterations"]), eta_min=float(s["eta_min"])
+        )
 
     # -- pieces -------------------------------------------------------------------------------
     def wrap(self) -> None:
@@ -387,10 +466,7 @@ class Trainer:
 
     def validate(self) -> float:
         value = validate(self.model, self.valid, int(self.settings["frames"]), self.device, self.env)
-        self.last_val_psnr = value
-        if value > self.best_val_psnr or self.best_state is None:
-            self.best_val_psnr, self.best_iteration = value, self.iteration
-            self.best_state = cpu_state(self.model)
+        self.best.update(value, self.iteration, self.model)
         return value
 
     def checkpoint(self) -> dict[str, Any]:
@@ -398,9 +474,9 @@ class Trainer:
             "method": self.method,
             "model_kwargs": self.model_kwargs,
             "state_dict": cpu_state(self.model),
-            "best_state_dict": self.best_state,
-            "best_val_psnr": None if self.best_state is None else self.best_val_psnr,
-            "best_iteration": self.best_iteration,
+            "best_state_dict": self.best.state,
+            "best_val_psnr": self.best.best_psnr,
+            "best_iteration": self.best.iteration,
             "iteration": self.iteration,
             "seed": self.seed,
             "settings": self.settings,
@@ -420,25 +496,13 @@ class Trainer:
 
     # -- resume -------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """What a resume file must match: method, weights' arguments, seed, data and result-relevant settings."""
-        return json.dumps({
-            "method": self.method,
-            "model_kwargs": self.model_kwargs,
-            "seed": self.seed,
-            # tf32 came later: off, it is left out, so resume files written before it stay valid
-            "settings": {k: v for k, v in self.settings.items()
-                         if k not in ENGINE_ONLY_KEYS and not (k == "tf32" and not v)},
-            "train": split_digest(self.train_dir),
-            "valid": split_digest(self.valid_dir),
-        }, sort_keys=True, default=str)
+        return run_fingerprint(self.method, self.model_kwargs, self.seed, self.settings, self.train_dir,
+                               self.valid_dir)
 
     def save_resume(self, reason: str) -> None:
         """The whole training state, atomically, to the resume file (rank 0; all ranks hold the same state)."""
         if self.env.is_main:
-            save_torch({
-                "format": RESUME_FORMAT,
-                "fingerprint": self.fingerprint(),
-                "reason": reason,
+            write_resume(self.resume_file, self.fingerprint(), reason, {
                 "iteration": self.iteration,
                 "world_size": self.env.world_size,
                 "model": cpu_state(self.model),
@@ -446,30 +510,16 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "rng": rng_state(self.device),
                 "log": self.log,
-                "best_state": self.best_state,
-                "best_val_psnr": None if self.best_state is None else self.best_val_psnr,
-                "best_iteration": self.best_iteration,
-                "last_val_psnr": self.last_val_psnr,
-            }, self.resume_file)
+                **self.best.resume_fields(),
+            })
         distributed.barrier(self.env)
 
     def load_resume(self) -> bool:
         """Continue from the resume file when there is a valid one; returns whether it did."""
-        path = self.resume_file
-        if not (self.resume and path.is_file()):
+        if not (self.resume and self.resume_file.is_file()):
             return False
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise DataError(
-                f"{path}: cannot read the resume checkpoint ({exc}); delete it to start this run from scratch"
-            ) from exc
-        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-            raise DataError(f"{path}: not an asled resume checkpoint; delete it to start this run from scratch")
-        if state["fingerprint"] != self.fingerprint():
-            if self.env.is_main:
-                print(f"asled train: ignoring {path}: written for another method, seed, data or settings; "
-                      "starting from scratch (it is replaced at the first checkpoint)", file=sys.stderr)
+        state = read_resume(self.resume_file, self.fingerprint(), announce=self.env.is_main)
+        if state is None:
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -477,31 +527,14 @@ class Trainer:
         set_rng_state(state["rng"], self.device)
         self.iteration = int(state["iteration"])
         self.log = list(state["log"])
-        self.best_state = state["best_state"]
-        self.best_iteration = state["best_iteration"]
-        self.best_val_psnr = -math.inf if state["best_val_psnr"] is None else float(state["best_val_psnr"])
-        self.last_val_psnr = state["last_val_psnr"]
+        self.best.restore(state)
         self.resumed_from = self.iteration
         if self.env.is_main:
             print(f"asled train: resuming {self.method} seed {self.seed} at iteration {self.iteration}/"
-                  f"{self.settings['iterations']} from {path} ({state['reason']})", file=sys.stderr)
+                  f"{self.settings['iterations']} from {self.resume_file} ({state['reason']})", file=sys.stderr)
         return True
 
-    # -- logs ---------------------------------------------------------------------------------
-    def tensorboard(self):
-        """A SummaryWriter on rank 0 (None elsewhere or without a folder); a fresh run clears old event files."""
-        if self.tensorboard_dir is None or not self.env.is_main:
-            return None
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tensorboard_dir.mkdir(parents=True, exist_ok=True)
-        if self.resumed_from is None:
-            for old in self.tensorboard_dir.glob("events.out.tfevents.*"):
-                old.unlink()
-            return SummaryWriter(str(self.tensorboard_dir))
-        # steps logged after the resume point by the interrupted run are hidden, then logged again
-        return SummaryWriter(str(self.tensorboard_dir), purge_step=self.resumed_from + 1)
-
+    # -- the run ------------------------------------------------------------------------------
     def progress(self) -> tqdm:
         interactive = sys.stderr.isatty()
         return tqdm(total=int(self.settings["iterations"]), initial=self.iteration, desc=f"train {self.method}",
@@ -509,83 +542,51 @@ class Trainer:
                     # a log file gets a line every 30 s, not 10 per second for days
                     mininterval=0.1 if interactive else 30.0)
 
-    # -- the run ------------------------------------------------------------------------------
-    def read_losses(self, pending: list[tuple[int, torch.Tensor, float]], stop: dict[str, int | None]
-                    ) -> tuple[list[float], bool]:
-        """The pending steps' global-batch losses, read with one host sync (and, with several ranks, one
-        collective that also says whether any rank was signalled); returns (losses, stop requested)."""
-        local = torch.stack([loss for _, loss, _ in pending]).double().tolist() if pending else []
-        sums = distributed.all_reduce_sum([*local, float(stop["signal"] is not None)], self.env, self.device)
-        losses = [v / self.env.world_size for v in sums[:-1]] if self.env.enabled else local
-        for (iteration, _, _), loss in zip(pending, losses):
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss} at iteration {iteration}")
-        return losses, sums[-1] > 0
-
-    def log_rows(self, pending: list[tuple[int, torch.Tensor, float]], losses: list[float], seconds: float,
-                 writer, bar: tqdm, val_psnr: float | None) -> None:
-        """One log row per pending step (the last one carries `val_psnr` when validated)."""
-        for (iteration, _, lr), loss in zip(pending, losses):
-            row: dict[str, Any] = {"iteration": iteration, "loss": loss, "lr": lr}
-            if val_psnr is not None and iteration == self.iteration:
-                row["val_psnr"] = val_psnr
-            self.log.append(row)
-            if writer is not None:
-                writer.add_scalar("train/loss", loss, iteration)
-                writer.add_scalar("train/lr", lr, iteration)
-                # the interval's mean: without a sync per step, single steps cannot be timed
-                writer.add_scalar("train/seconds_per_iteration", seconds / len(pending), iteration)
-                if "val_psnr" in row:
-                    writer.add_scalar("valid/psnr", val_psnr, iteration)
-        if losses:
-            postfix = {"loss": f"{losses[-1]:.4f}"}
-            bar.set_postfix(postfix | ({"val_psnr": f"{val_psnr:.2f}"} if val_psnr is not None else {}))
-        bar.update(len(pending))
-
     def train_loop(self, stop: dict[str, int | None]) -> float | None:
-        total = int(self.settings["iterations"])
-        val_every = int(self.settings["val_every"] or 0)
-        every = int(self.settings["checkpoint_every"])
-        log_every = int(self.settings["log_every"])
-        last_loss: float | None = None
+        """Resume if possible, train to the end, write the checkpoint; returns the last loss read."""
+        cadence = Cadence.from_settings(self.settings)
         self.load_resume()
         self.wrap()
-        writer = self.tensorboard()
-        if self.iteration == 0 and val_every > 0:
+        with_tensorboard = self.tensorboard_dir is not None and self.env.is_main
+        log = RunLog(self.log, open_tensorboard(self.tensorboard_dir, self.resumed_from) if with_tensorboard else None)
+        if self.iteration == 0 and cadence.val_every > 0:
             # the starting point is a candidate too: a curve begins at the untrained model (the blurry
             # input itself under identity_start), and training that never beats it keeps it as "best"
-            self.log.append({"iteration": 0, "val_psnr": self.validate()})
-            if writer is not None:
-                writer.add_scalar("valid/psnr", self.log[-1]["val_psnr"], 0)
+            log.validation(0, self.validate())
         try:
-            with self.progress() as bar:
-                data = iter(self.loader())
-                pending: list[tuple[int, torch.Tensor, float]] = []  # steps whose loss is still on the device
-                t_read = time.perf_counter()
-                while self.iteration < total:
-                    loss, lr = self.step(next(data))
-                    pending.append((self.iteration, loss, lr))
-                    validate = (val_every > 0 and self.iteration % val_every == 0) or self.iteration == total
-                    periodic = bool(every) and self.iteration % every == 0 and self.iteration < total
-                    if not (validate or periodic or self.iteration % log_every == 0 or self.iteration == total):
-                        continue
-                    losses, stops = self.read_losses(pending, stop)
-                    seconds, t_read = time.perf_counter() - t_read, time.perf_counter()
-                    self.log_rows(pending, losses, seconds, writer, bar, self.validate() if validate else None)
-                    last_loss, pending = losses[-1], []
-                    if self.iteration < total and stops:
-                        signum = stop["signal"] or signal.SIGTERM  # another rank was signalled
-                        self.save_resume(f"stopped by {signal.Signals(signum).name}")
-                        raise Preempted(signum, self.iteration, self.resume_file)
-                    if periodic:
-                        self.save_resume("periodic")
+            last_loss = self._steps(cadence, stop, log)
         finally:
-            if writer is not None:
-                writer.close()
+            log.close()
         self.save()
         if self.env.is_main:
             self.resume_file.unlink(missing_ok=True)
         distributed.barrier(self.env)
+        return last_loss
+
+    def _steps(self, cadence: Cadence, stop: dict[str, int | None], log: RunLog) -> float | None:
+        """Steps up to `iterations`. Losses stay on the device until an event (`Cadence.due`) reads them;
+        a preemption signal is acted on then: resume file written, `Preempted` raised."""
+        last_loss: float | None = None
+        with self.progress() as bar:
+            data = iter(self.loader())
+            pending: list[tuple[int, torch.Tensor, float]] = []  # steps whose loss is still on the device
+            t_read = time.perf_counter()
+            while self.iteration < cadence.total:
+                loss, lr = self.step(next(data))
+                pending.append((self.iteration, loss, lr))
+                validate, periodic, read = cadence.due(self.iteration)
+                if not read:
+                    continue
+                losses, stops = read_losses(pending, stop, self.env, self.device)
+                seconds, t_read = time.perf_counter() - t_read, time.perf_counter()
+                log.steps(pending, losses, seconds, bar, self.validate() if validate else None, self.iteration)
+                last_loss, pending = losses[-1], []
+                if self.iteration < cadence.total and stops:
+                    signum = stop["signal"] or signal.SIGTERM  # another rank was signalled
+                    self.save_resume(f"stopped by {signal.Signals(signum).name}")
+                    raise Preempted(signum, self.iteration, self.resume_file)
+                if periodic:
+                    self.save_resume("periodic")
         return last_loss
 
     def run(self) -> dict[str, Any]:
@@ -600,6 +601,10 @@ class Trainer:
                     last_loss = self.train_loop(stop)
         finally:
             distributed.teardown(self.env)
+        return self.summary(last_loss, time.perf_counter() - t0)
+
+    def summary(self, last_loss: float | None, seconds: float) -> dict[str, Any]:
+        """What `train` returns (and `asled train` prints)."""
         return {
             "method": self.method,
             "seed": self.seed,
@@ -610,14 +615,14 @@ class Trainer:
             "iterations": self.iteration,
             "resumed_from": self.resumed_from,
             "final_loss": last_loss,
-            "best_val_psnr": self.best_val_psnr if self.best_state is not None else None,
-            "best_iteration": self.best_iteration,
-            "last_val_psnr": self.last_val_psnr,
+            "best_val_psnr": self.best.best_psnr,
+            "best_iteration": self.best.iteration,
+            "last_val_psnr": self.best.last_psnr,
             "precision": self.settings["precision"],
             "channels_last": bool(self.settings["channels_last"]),
             "compile": self.settings["compile"],
             "tf32": bool(self.settings["tf32"]),
-            "seconds": time.perf_counter() - t0,
+            "seconds": seconds,
             "checkpoint": str(self.out_checkpoint),
             "log_csv": str(self.log_csv) if self.log_csv is not None else None,
             "tensorboard": str(self.tensorboard_dir) if self.tensorboard_dir is not None else None,
