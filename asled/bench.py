@@ -156,6 +156,77 @@ def default_memory_limit_gib(dev: torch.device) -> float:
     return 0.8 * int(fields["MemAvailable"].split()[0]) * 1024 / GIB
 
 
+def _check_alm_settings(sizes: tuple[int, ...], channels: int, chunk_size: int, k: int, window: int,
+                        repeats: int | None) -> None:
+    if not sizes or min(sizes) < 1 or channels < 1 or chunk_size < 1 or k < 1 or (repeats is not None and repeats < 1):
+        raise ConfigError(
+            f"bench settings must be positive (sizes {sizes}, channels {channels}, chunk_size {chunk_size}, "
+            f"top_k {k}, repeats {repeats})"
+        )
+    if window < 1 or window % 2 == 0:
+        raise ConfigError(f"window must be a positive odd number (2r+1), got {window}")
+
+
+def _warm_up_alm(dev: torch.device, channels: int, k: int, window: int, chunk_size: int) -> None:
+    """One small run of each method: thread pools, kernels and allocator start-up must not count towards the
+    first case."""
+    with torch.inference_mode():
+        small = torch.randn(1, channels, 16, 16, device=dev)
+        naive_topk_aggregate(small, small, small, k)
+        global_topk_aggregate(small, small, small, k, chunk_size)
+        window_topk_aggregate(small, small, small, k, window, chunk_size)
+        synchronize(dev)
+
+
+def _alm_ratios(naive: dict, chunked: dict, window: dict) -> dict[str, float]:
+    """Time and memory ratios naive/chunked (where naive ran) and chunked/window (memory where measured)."""
+    ratios = {}
+    if "skipped" not in naive:
+        ratios["naive_over_chunked_time"] = naive["seconds_median"] / chunked["seconds_median"]
+        if naive["peak_extra_bytes"] and chunked["peak_extra_bytes"]:
+            ratios["naive_over_chunked_memory"] = naive["peak_extra_bytes"] / chunked["peak_extra_bytes"]
+    ratios["chunked_over_window_time"] = chunked["seconds_median"] / window["seconds_median"]
+    if chunked["peak_extra_bytes"] and window["peak_extra_bytes"]:
+        ratios["chunked_over_window_memory"] = chunked["peak_extra_bytes"] / window["peak_extra_bytes"]
+    return {name: round(value, 3) for name, value in ratios.items()}
+
+
+def _alm_case(size: int, settings: dict, repeats: int | None, dev: torch.device, memory) -> dict:
+    """The three methods on one seeded `size x size` map (`settings` as `bench_alm` reports them)."""
+    k, chunk_size, window = settings["top_k"], settings["chunk_size"], settings["window"]
+    limit_gib = settings["memory_limit_gib"]
+    generator = torch.Generator().manual_seed(settings["seed"] + size)
+    query = torch.randn(1, settings["channels"], size, size, generator=generator).to(dev)
+    key = torch.randn(1, settings["channels"], size, size, generator=generator).to(dev)
+    runs = repeats or default_repeats(size)
+    positions = size * size
+    need = naive_bytes(1, positions)
+    case: dict = {"size": size, "positions": positions, "repeats": runs}
+    with torch.inference_mode():
+        chunked, out_chunked = _measure(lambda: global_topk_aggregate(query, key, key, k, chunk_size), runs, dev, memory)
+        window_result, out_window = _measure(
+            lambda: window_topk_aggregate(query, key, key, k, window, chunk_size), runs, dev, memory
+        )
+        del out_window  # a held output would count towards the naive run's peak
+        if need > limit_gib * GIB:
+            naive = {
+                "skipped": f"would need {need / GIB:.1f} GiB for the {positions} x {positions} fp32 similarity "
+                f"matrix alone (limit {limit_gib:g} GiB)",
+                "needs_bytes_at_least": need,
+            }
+            diff = None
+        else:
+            naive, out_naive = _measure(lambda: naive_topk_aggregate(query, key, key, k), runs, dev, memory)
+            naive["similarity_matrix_bytes"] = need
+            diff = (out_naive - out_chunked).abs().max().item()
+            del out_naive
+    del out_chunked
+    case.update({"naive": naive, "chunked": chunked, "window": window_result})
+    case["max_abs_diff_chunked_vs_naive"] = diff
+    case["ratios"] = _alm_ratios(naive, chunked, window_result)
+    return case
+
+
 def bench_alm(
     sizes: tuple[int, ...] = (64, 128, 256),
     channels: int = 64,
@@ -173,83 +244,30 @@ def bench_alm(
     Returns a JSON-ready dict: settings, device, the memory method, and per size the three cases, the
     max abs difference chunked vs naive (where naive ran) and naive/chunked memory and time ratios.
     """
-    if not sizes or min(sizes) < 1 or channels < 1 or chunk_size < 1 or k < 1 or (repeats is not None and repeats < 1):
-        raise ConfigError(
-            f"bench settings must be positive (sizes {sizes}, channels {channels}, chunk_size {chunk_size}, "
-            f"top_k {k}, repeats {repeats})"
-        )
-    if window < 1 or window % 2 == 0:
-        raise ConfigError(f"window must be a positive odd number (2r+1), got {window}")
+    _check_alm_settings(sizes, channels, chunk_size, k, window, repeats)
     dev = resolve_device(device)
     if memory_limit_gib is None:
         memory_limit_gib = default_memory_limit_gib(dev)
     memory = _CudaMemory(dev) if dev.type == "cuda" else _CpuMemory()
-    # warm-up: thread pools, kernels and allocator start-up must not count towards the first case
-    with torch.inference_mode():
-        small = torch.randn(1, channels, 16, 16, device=dev)
-        naive_topk_aggregate(small, small, small, k)
-        global_topk_aggregate(small, small, small, k, chunk_size)
-        window_topk_aggregate(small, small, small, k, window, chunk_size)
-        synchronize(dev)
-    cases = []
-    for size in sizes:
-        generator = torch.Generator().manual_seed(seed + size)
-        query = torch.randn(1, channels, size, size, generator=generator).to(dev)
-        key = torch.randn(1, channels, size, size, generator=generator).to(dev)
-        runs = repeats or default_repeats(size)
-        positions = size * size
-        need = naive_bytes(1, positions)
-        case: dict = {"size": size, "positions": positions, "repeats": runs}
-        with torch.inference_mode():
-            chunked, out_chunked = _measure(
-                lambda: global_topk_aggregate(query, key, key, k, chunk_size), runs, dev, memory
-            )
-            window_result, out_window = _measure(
-                lambda: window_topk_aggregate(query, key, key, k, window, chunk_size), runs, dev, memory
-            )
-            del out_window
-            if need > memory_limit_gib * GIB:
-                naive = {
-                    "skipped": f"would need {need / GIB:.1f} GiB for the {positions} x {positions} fp32 similarity "
-                    f"matrix alone (limit {memory_limit_gib:g} GiB)",
-                    "needs_bytes_at_least": need,
-                }
-                diff = None
-            else:
-                naive, out_naive = _measure(lambda: naive_topk_aggregate(query, key, key, k), runs, dev, memory)
-                naive["similarity_matrix_bytes"] = need
-                diff = (out_naive - out_chunked).abs().max().item()
-                del out_naive
-        del out_chunked
-        case.update({"naive": naive, "chunked": chunked, "window": window_result})
-        case["max_abs_diff_chunked_vs_naive"] = diff
-        ratios = {}
-        if "skipped" not in naive:
-            ratios["naive_over_chunked_time"] = naive["seconds_median"] / chunked["seconds_median"]
-            if naive["peak_extra_bytes"] and chunked["peak_extra_bytes"]:
-                ratios["naive_over_chunked_memory"] = naive["peak_extra_bytes"] / chunked["peak_extra_bytes"]
-        ratios["chunked_over_window_time"] = chunked["seconds_median"] / window_result["seconds_median"]
-        if chunked["peak_extra_bytes"] and window_result["peak_extra_bytes"]:
-            ratios["chunked_over_window_memory"] = chunked["peak_extra_bytes"] / window_result["peak_extra_bytes"]
-        case["ratios"] = {name: round(value, 3) for name, value in ratios.items()}
-        cases.append(case)
-        del query, key
+    _warm_up_alm(dev, channels, k, window, chunk_size)
+    settings = {
+        "channels": channels,
+        "batch": 1,
+        "top_k": k,
+        "chunk_size": chunk_size,
+        "window": window,
+        "memory_limit_gib": memory_limit_gib,
+        "seed": seed,
+        "dtype": "float32",
+    }
+    cases = [_alm_case(size, settings, repeats, dev, memory) for size in sizes]
     return {
         "benchmark": "alm_matching",
         "device": describe_device(dev),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "settings": {
-            "channels": channels,
-            "batch": 1,
-            "top_k": k,
-            "chunk_size": chunk_size,
-            "window": window,
-            "memory_limit_gib": memory_limit_gib,
-            "seed": seed,
-            "dtype": "float32",
-        },
+        "settings": settings,
         "time": "median wall seconds over the repeats (synchronised on CUDA), inference mode",
         "memory": memory.method if memory.available else "unavailable (cannot reset the CPU high-water mark here): null",
         "cases": cases,
