@@ -308,6 +308,22 @@ TRAIN_SHAPES = {
 }
 
 
+def _time_steps(step: Callable[[], torch.Tensor], warmup: int, iterations: int, device: torch.device
+                ) -> tuple[float, float, torch.Tensor]:
+    """`warmup` untimed steps, then `iterations` timed ones, each phase synchronised at its end (the loss
+    stays on the device in between); returns (warm-up seconds, timed seconds, the last loss)."""
+    t_warm = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    warm_seconds = time.perf_counter() - t_warm
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        loss = step()
+    synchronize(device)
+    return warm_seconds, time.perf_counter() - t0, loss
+
+
 def train_throughput(
     method: str,
     config: dict,
@@ -353,16 +369,7 @@ def train_throughput(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tf32(config["tf32"]):
-        t_warm = time.perf_counter()
-        for _ in range(warmup):
-            step()
-        synchronize(device)
-        warm_seconds = time.perf_counter() - t_warm
-        t0 = time.perf_counter()
-        for _ in range(iterations):
-            loss = step()
-        synchronize(device)
-        seconds = time.perf_counter() - t0
+        warm_seconds, seconds, loss = _time_steps(step, warmup, iterations, device)
     result = {
         **config,
         "iterations_per_second": iterations / seconds,
@@ -381,6 +388,38 @@ def _train_shape(dev: torch.device, **given) -> dict:
     if min(shape["batch"], shape["frames"], shape["crop"], shape["iterations"]) < 1 or shape["warmup"] < 0:
         raise ConfigError(f"bench train settings must be positive (warm-up >= 0), got {shape}")
     return shape
+
+
+def _train_config_names(configs: list[str] | tuple[str, ...] | None, dev: torch.device) -> list[str]:
+    """The configurations to measure, fp32 eager first (the baseline of every ratio)."""
+    names = list(configs) if configs else list(FAST_CANDIDATES["cuda" if dev.type == "cuda" else "cpu"])
+    unknown = [n for n in names if n not in TRAIN_CONFIGS]
+    if unknown:
+        raise ConfigError(f"unknown bench train configuration(s) {unknown}; choose from {list(TRAIN_CONFIGS)}")
+    return ["fp32_eager", *[n for n in names if n != "fp32_eager"]]
+
+
+def _measure_train_config(name: str, method: str, dev: torch.device, seed: int, kwargs: dict, shape: dict,
+                          step_flops: dict, peak: dict) -> dict:
+    """`train_throughput` of one named configuration with its utilisation; a configuration this device or
+    build cannot run is reported with its error (fp32 eager, the baseline, must run)."""
+    from asled.flops import utilisation
+
+    try:
+        result = train_throughput(method, TRAIN_CONFIGS[name], device=dev, seed=seed, model_kwargs=kwargs, **shape)
+        total = None if step_flops["flops"] is None else step_flops["flops"] * shape["iterations"]
+        result.update(utilisation(total, result["seconds"], peak))
+        return result
+    except Exception as exc:
+        if name == "fp32_eager":
+            raise
+        return {**TRAIN_CONFIGS[name], "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+    finally:
+        # compiled graphs and cached blocks of one configuration must not slow or starve the next
+        if TRAIN_CONFIGS[name]["compile"]:
+            torch._dynamo.reset()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
 
 
 def bench_train(
@@ -406,35 +445,17 @@ def bench_train(
     device (asled/flops.py); the peak is a GEMM measured here first (bf16 on CUDA, fp32 on CPU).
     `model_kwargs`: catalogue overrides (e.g. a recipe's demo scale; default: the catalogue model).
     """
-    from asled.flops import FLOP_CONVENTION, measure_peak, safe_model_flops, utilisation
+    from asled.flops import FLOP_CONVENTION, measure_peak, safe_model_flops
     from asled.models.registry import build_model
 
     dev = resolve_device(device)
     shape = _train_shape(dev, batch=batch, frames=frames, crop=crop, iterations=iterations, warmup=warmup)
-    names = list(configs) if configs else list(FAST_CANDIDATES["cuda" if dev.type == "cuda" else "cpu"])
-    unknown = [n for n in names if n not in TRAIN_CONFIGS]
-    if unknown:
-        raise ConfigError(f"unknown bench train configuration(s) {unknown}; choose from {list(TRAIN_CONFIGS)}")
+    names = _train_config_names(configs, dev)
     kwargs = dict(model_kwargs or {})
     step_flops = safe_model_flops(lambda: build_model(method, **kwargs),
                                   (shape["batch"], shape["frames"], 3, shape["crop"], shape["crop"]), backward=True)
     peak = measure_peak(dev)
-    results: dict[str, dict] = {}
-    for name in ["fp32_eager", *[n for n in names if n != "fp32_eager"]]:
-        try:
-            results[name] = train_throughput(method, TRAIN_CONFIGS[name], device=dev, seed=seed, model_kwargs=kwargs,
-                                             **shape)
-            total = None if step_flops["flops"] is None else step_flops["flops"] * shape["iterations"]
-            results[name].update(utilisation(total, results[name]["seconds"], peak))
-        except Exception as exc:  # a configuration this device or build cannot run is reported, not fatal
-            if name == "fp32_eager":
-                raise
-            results[name] = {**TRAIN_CONFIGS[name], "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
-        finally:
-            if TRAIN_CONFIGS[name]["compile"]:
-                torch._dynamo.reset()
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
+    results = {name: _measure_train_config(name, method, dev, seed, kwargs, shape, step_flops, peak) for name in names}
     # fp32 eager competes too: where no option helps (e.g. bf16 on a CPU without bf16 units) it is the fastest
     ran = {n: r for n, r in results.items() if "failed" not in r}
     fastest = max(ran, key=lambda n: ran[n]["iterations_per_second"])
