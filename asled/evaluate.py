@@ -15,10 +15,9 @@ frame restored exactly) are written to the JSON as the string "inf".
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from asled.data.dataset import index_split
 from asled.errors import ConfigError, DataError
-from asled.io import read_png, write_text
+from asled.io import csv_text, read_png, write_text
 from asled.metrics.conventions import DEFAULT_SSIM, check_convention
 from asled.metrics.fr import load_lpips, psnr
 from asled.metrics.fr import ssim as ssim_index
@@ -76,6 +75,67 @@ class _Temporal:
         return warping_error(prev[1], restored, flow, mask), warping_error(prev[0], gt, gt_flow, gt_mask)
 
 
+def _read_restored(path: Path, gt: np.ndarray, gt_path: Path, method: str) -> np.ndarray:
+    """The restored frame at `path`, checked to exist and to match the ground truth's size."""
+    if not path.is_file():
+        raise DataError(f"{path}: restored frame is missing; re-run the infer step for '{method}'")
+    restored = read_png(path)
+    if restored.shape != gt.shape:
+        raise DataError(
+            f"{path}: restored frame is {restored.shape[1]}x{restored.shape[0]}, ground truth "
+            f"{gt_path} is {gt.shape[1]}x{gt.shape[0]}; re-run the infer step for '{method}'"
+        )
+    return restored
+
+
+def _score_clips(method: str, clips: list, restored_dir: Path, split_dir: Path,
+                 score: Callable[[np.ndarray, np.ndarray], dict], temporal_flow: str | None
+                 ) -> tuple[list[dict[str, Any]], dict[str, list[float | None]]]:
+    """One row per frame (`score`'s metrics; the warping error of the pair it starts, None on a clip's last
+    frame or with `temporal_flow` None), and per clip the ground truth's own warping errors."""
+    rows: list[dict[str, Any]] = []
+    gt_errors: dict[str, list[float | None]] = {}
+    total = sum(len(c.frames) for c in clips)
+    with tqdm(total=total, desc=f"evaluate {method}", unit="frame", dynamic_ncols=True) as bar:
+        for clip in clips:
+            tracker = _Temporal(temporal_flow) if temporal_flow is not None else None
+            gt_errors[clip.name] = []
+            for frame in clip.frames:
+                gt_path = split_dir / "gt" / clip.name / frame
+                gt = read_png(gt_path)
+                restored = _read_restored(restored_dir / clip.name / frame, gt, gt_path, method)
+                pair = tracker.push(gt, restored) if tracker is not None else None
+                if pair is not None:
+                    rows[-1]["warp_error"] = pair[0]
+                    gt_errors[clip.name].append(pair[1])
+                rows.append({"method": method, "clip": clip.name, "frame": Path(frame).stem, **score(gt, restored),
+                             "warp_error": None})
+                bar.update(1)
+    return rows, gt_errors
+
+
+def _means(rows: list[dict[str, Any]], gt_errors: list[float | None]) -> dict[str, Any]:
+    """Frame count and means of `rows` (a clip's, or the split's), with the warping errors' pair count."""
+    warp = [r["warp_error"] for r in rows if r["warp_error"] is not None]
+    return {
+        "frames": len(rows),
+        "psnr": _mean([r["psnr"] for r in rows]),
+        "ssim": _mean([r["ssim"] for r in rows]),
+        "lpips": _mean([r["lpips"] for r in rows]),
+        "warp_error": _mean(warp),
+        "warp_error_gt": _mean(gt_errors),
+        "warp_pairs": len(warp),
+    }
+
+
+def _temporal_unavailable(temporal: bool, pairs: int) -> str | None:
+    if not temporal:
+        return "disabled (metrics.temporal is false in params.yaml)"
+    if not pairs:
+        return "no clip has two consecutive frames with a non-occluded pixel to compare"
+    return None
+
+
 def evaluate(
     method: str,
     restored_dir: Path,
@@ -108,87 +168,32 @@ def evaluate(
     clips = index_split(split_dir)
     metric, lpips_reason = load_lpips(lpips, device, lpips_net)
 
-    rows: list[dict[str, Any]] = []
-    gt_errors: dict[str, list[float | None]] = {}
-    total = sum(len(c.frames) for c in clips)
-    with tqdm(total=total, desc=f"evaluate {method}", unit="frame", dynamic_ncols=True) as bar:
-        for clip in clips:
-            tracker = _Temporal(temporal_flow) if temporal else None
-            gt_errors[clip.name] = []
-            for frame in clip.frames:
-                gt = read_png(split_dir / "gt" / clip.name / frame)
-                path = restored_dir / clip.name / frame
-                if not path.is_file():
-                    raise DataError(f"{path}: restored frame is missing; re-run the infer step for '{method}'")
-                restored = read_png(path)
-                if restored.shape != gt.shape:
-                    raise DataError(
-                        f"{path}: restored frame is {restored.shape[1]}x{restored.shape[0]}, ground truth "
-                        f"{split_dir / 'gt' / clip.name / frame} is {gt.shape[1]}x{gt.shape[0]}; "
-                        f"re-run the infer step for '{method}'"
-                    )
-                pair = tracker.push(gt, restored) if tracker is not None else None
-                if pair is not None:
-                    rows[-1]["warp_error"] = pair[0]
-                    gt_errors[clip.name].append(pair[1])
-                rows.append({
-                    "method": method,
-                    "clip": clip.name,
-                    "frame": Path(frame).stem,
-                    "psnr": psnr(gt, restored, border=border, y_channel=y_channel),
-                    "ssim": ssim_index(gt, restored, border=border, y_channel=y_channel, convention=ssim),
-                    "lpips": metric(gt, restored, border=border) if metric is not None else None,
-                    "warp_error": None,
-                })
-                bar.update(1)
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
-
-    per_clip = {}
-    for clip in clips:
-        sub = [r for r in rows if r["clip"] == clip.name]
-        warp = [r["warp_error"] for r in sub if r["warp_error"] is not None]
-        per_clip[clip.name] = {
-            "frames": len(sub),
-            "psnr": _mean([r["psnr"] for r in sub]),
-            "ssim": _mean([r["ssim"] for r in sub]),
-            "lpips": _mean([r["lpips"] for r in sub]),
-            "warp_error": _mean(warp),
-            "warp_error_gt": _mean(gt_errors[clip.name]),
-            "warp_pairs": len(warp),
+    def score(gt: np.ndarray, restored: np.ndarray) -> dict[str, float | None]:
+        return {
+            "psnr": psnr(gt, restored, border=border, y_channel=y_channel),
+            "ssim": ssim_index(gt, restored, border=border, y_channel=y_channel, convention=ssim),
+            "lpips": metric(gt, restored, border=border) if metric is not None else None,
         }
-    warp_all = [r["warp_error"] for r in rows if r["warp_error"] is not None]
-    if not temporal:
-        temporal_reason = "disabled (metrics.temporal is false in params.yaml)"
-    elif not warp_all:
-        temporal_reason = "no clip has two consecutive frames with a non-occluded pixel to compare"
-    else:
-        temporal_reason = None
+
+    rows, gt_errors = _score_clips(method, clips, restored_dir, split_dir, score, temporal_flow if temporal else None)
+    split = _means(rows, [e for errs in gt_errors.values() for e in errs])
     summary = {
         "method": method,
-        "frames": len(rows),
-        "psnr": _mean([r["psnr"] for r in rows]),
-        "ssim": _mean([r["ssim"] for r in rows]),
-        "lpips": _mean([r["lpips"] for r in rows]),
+        **{k: split[k] for k in ("frames", "psnr", "ssim", "lpips")},
         "lpips_unavailable": lpips_reason,
         "lpips_net": lpips_net,
         "lpips_weights": metric.weights if metric is not None else None,
-        "warp_error": _mean(warp_all),
-        "warp_error_gt": _mean([e for errs in gt_errors.values() for e in errs]),
-        "warp_pairs": len(warp_all),
-        "temporal_unavailable": temporal_reason,
+        **{k: split[k] for k in ("warp_error", "warp_error_gt", "warp_pairs")},
+        "temporal_unavailable": _temporal_unavailable(temporal, split["warp_pairs"]),
         "temporal_flow": temporal_flow,
         "border": border,
         "y_channel": y_channel,
         "ssim_convention": ssim,
         "restored_dir": str(restored_dir),
         "split_dir": str(split_dir),
-        "clips": per_clip,
+        "clips": {clip.name: _means([r for r in rows if r["clip"] == clip.name], gt_errors[clip.name])
+                  for clip in clips},
     }
-    write_text(out_csv, buf.getvalue())
+    write_text(out_csv, csv_text(rows, CSV_COLUMNS))
     write_text(out_csv.with_suffix(".json"), json.dumps(json_safe(summary), indent=2) + "\n")
     return summary

@@ -8,12 +8,14 @@ output that looks complete.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -153,6 +155,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def csv_text(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """`rows` as CSV text under a header of `columns`: a missing or None value is an empty cell."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+    return buf.getvalue()
 
 
 def require_same_names(names_by_folder: dict[Path, list[str]], what: str, fix: str) -> list[str]:

@@ -42,9 +42,7 @@ note, and the validation PSNR.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
 import math
 import random
 import signal
@@ -66,7 +64,7 @@ from asled.device import describe_device, resolve_device
 from asled.fastpath import autocast, compile_model, memory_format, tf32
 from asled.flow_recipe import FLOW_DEFAULTS, check_spynet_weights
 from asled.infer import run_clip, tensor_to_u8
-from asled.io import write_text
+from asled.io import csv_text, write_text
 from asled.losses import charbonnier
 from asled.metrics.pixels import psnr
 from asled.models.registry import build_model, count_parameters
@@ -193,15 +191,6 @@ def validate(model: torch.nn.Module, clips: TestClips, chunk: int, device: torch
     total, count = distributed.all_reduce_sum([float(np.sum(values)) if values else 0.0, float(len(values))],
                                               env, device)
     return total / count
-
-
-def format_log(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in LOG_COLUMNS})
-    return buf.getvalue()
 
 
 class FlowSchedule:
@@ -492,7 +481,7 @@ class Trainer:
             return
         save_torch(self.checkpoint(), self.out_checkpoint)
         if self.log_csv is not None:
-            write_text(self.log_csv, format_log(self.log))
+            write_text(self.log_csv, csv_text(self.log, LOG_COLUMNS))
 
     # -- resume -------------------------------------------------------------------------------
     def fingerprint(self) -> str:
