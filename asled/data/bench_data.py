@@ -98,6 +98,43 @@ def _rate(dataset, indices: list[int]) -> tuple[float, float, list]:
     return len(indices) / seconds, seconds, samples
 
 
+def _check_loader_settings(width: int, height: int, clips: int, frames: int, sample_frames: int, crop: int,
+                           png_samples: int, store_samples: int) -> None:
+    if min(clips, frames, sample_frames, crop, png_samples, store_samples) < 1 or frames < sample_frames:
+        raise ConfigError(
+            f"bench loader settings must be positive with frames >= sample_frames (clips {clips}, frames {frames}, "
+            f"sample_frames {sample_frames}, crop {crop}, samples {png_samples}/{store_samples})"
+        )
+    if crop > min(width, height):
+        raise ConfigError(f"crop {crop} does not fit in {width}x{height} frames")
+
+
+def _time_loaders(split: Path, sample_frames: int, crop: int, png_samples: int, store_samples: int,
+                  seed: int) -> dict:
+    """Samples/s of `TrainClips` decoding PNGs and reading the store on `split` (same seed, so the same
+    samples), their ratio, and whether the tensors of the samples both drew are equal."""
+    import torch
+
+    from asled.data.dataset import TrainClips
+
+    length = max(png_samples, store_samples) + 1
+    png = TrainClips(split, frames=sample_frames, crop=crop, length=length, seed=seed, store=False, cache=False)
+    store = TrainClips(split, frames=sample_frames, crop=crop, length=length, seed=seed, store=True)
+    png_rate, png_s, png_items = _rate(png, list(range(1, png_samples + 1)))
+    store_rate, store_s, store_items = _rate(store, list(range(1, store_samples + 1)))
+    identical = all(
+        torch.equal(a[s], b[s]) for a, b in zip(png_items, store_items[:png_samples]) for s in STREAMS
+    )
+    return {
+        "png": {"samples": png_samples, "seconds": round(png_s, 4), "samples_per_s": round(png_rate, 3),
+                "reads": "cv2.imdecode of every frame a sample touches (TrainClips(store=False, cache=False))"},
+        "store": {"samples": store_samples, "seconds": round(store_s, 4), "samples_per_s": round(store_rate, 3),
+                  "reads": "np.load(mmap_mode='r') slices (TrainClips(store=True))"},
+        "ratio_store_over_png": round(store_rate / png_rate, 2),
+        "samples_identical": identical,
+    }
+
+
 def bench_loader(
     *,
     width: int = WIDTH,
@@ -112,17 +149,7 @@ def bench_loader(
     workdir: str | Path | None = None,
 ) -> dict:
     """Samples per second of the PNG-decoding loader and of the prepared store on the same split."""
-    import torch
-
-    from asled.data.dataset import TrainClips
-
-    if min(clips, frames, sample_frames, crop, png_samples, store_samples) < 1 or frames < sample_frames:
-        raise ConfigError(
-            f"bench loader settings must be positive with frames >= sample_frames (clips {clips}, frames {frames}, "
-            f"sample_frames {sample_frames}, crop {crop}, samples {png_samples}/{store_samples})"
-        )
-    if crop > min(width, height):
-        raise ConfigError(f"crop {crop} does not fit in {width}x{height} frames")
+    _check_loader_settings(width, height, clips, frames, sample_frames, crop, png_samples, store_samples)
     with tempfile.TemporaryDirectory(prefix="asled-bench-loader-", dir=workdir) as tmp:
         split = Path(tmp) / "train"
         start = time.perf_counter()
@@ -130,14 +157,7 @@ def bench_loader(
         build_s = time.perf_counter() - start
         png_bytes = sum(p.stat().st_size for s in STREAMS for p in (split / s).rglob("*.png"))
         store_bytes = sum(p.stat().st_size for p in (split / "store").rglob("*.npy"))
-        length = max(png_samples, store_samples) + 1
-        png = TrainClips(split, frames=sample_frames, crop=crop, length=length, seed=seed, store=False, cache=False)
-        store = TrainClips(split, frames=sample_frames, crop=crop, length=length, seed=seed, store=True)
-        png_rate, png_s, png_items = _rate(png, list(range(1, png_samples + 1)))
-        store_rate, store_s, store_items = _rate(store, list(range(1, store_samples + 1)))
-        identical = all(
-            torch.equal(a[s], b[s]) for a, b in zip(png_items, store_items[:png_samples]) for s in STREAMS
-        )
+        timed = _time_loaders(split, sample_frames, crop, png_samples, store_samples, seed)
     return {
         "benchmark": "training_loader",
         "python": platform.python_version(),
@@ -153,12 +173,7 @@ def bench_loader(
         },
         "sample": {"frames": sample_frames, "crop": crop, "streams": list(STREAMS),
                    "augmentation": "flip + rot90, float32 tensors"},
-        "png": {"samples": png_samples, "seconds": round(png_s, 4), "samples_per_s": round(png_rate, 3),
-                "reads": "cv2.imdecode of every frame a sample touches (TrainClips(store=False, cache=False))"},
-        "store": {"samples": store_samples, "seconds": round(store_s, 4), "samples_per_s": round(store_rate, 3),
-                  "reads": "np.load(mmap_mode='r') slices (TrainClips(store=True))"},
-        "ratio_store_over_png": round(store_rate / png_rate, 2),
-        "samples_identical": identical,
+        **timed,
         "cache": "files read right after being written (OS page cache warm for both)",
         "processes": 1,
     }
@@ -180,6 +195,31 @@ def _floor_run(raw: Path, split: str, out: Path, outputs: dict[str, dict[str, np
     return count
 
 
+def _time_blur(raw: Path, tmp: Path, repeats: int, workers: int, window: int, stride: int
+               ) -> tuple[dict[str, list[float]], int]:
+    """Seconds of each repeat of synthesis (with and without PNG streams) and of the floor, and the frames
+    each produces; a first untimed synthesis warms the cache and gives the floor the images to write."""
+    from asled.data.prepare import prepare_split
+    from asled.data.store import open_clip
+
+    runs: dict[str, list[float]] = {"synthesis": [], "synthesis_store_only": [], "floor": []}
+    manifest = prepare_split(raw, "test", tmp / "warm", pngs=True, workers=workers)
+    outputs = {clip: {k: np.array(v) for k, v in open_clip(tmp / "warm", clip).items()}
+               for clip in manifest["clips"]}
+    produced = manifest["totals"]["frames"]
+    for r in range(repeats):
+        for name, pngs in (("synthesis", True), ("synthesis_store_only", False)):
+            t0 = time.perf_counter()
+            prepare_split(raw, "test", tmp / f"{name}{r}", pngs=pngs, workers=workers)
+            runs[name].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        floor_frames = _floor_run(raw, "test", tmp / f"floor{r}", outputs, window, stride)
+        runs["floor"].append(time.perf_counter() - t0)
+        if floor_frames != produced:
+            raise RuntimeError(f"floor wrote {floor_frames} frames, synthesis {produced}")
+    return runs, produced
+
+
 def bench_blur(
     *,
     width: int = WIDTH,
@@ -192,9 +232,6 @@ def bench_blur(
     workdir: str | Path | None = None,
 ) -> dict:
     """Frames per second of blur synthesis (the prepare step) against the read + write floor."""
-    from asled.data.prepare import prepare_split
-    from asled.data.store import open_clip
-
     window = stride = 7
     if min(clips, repeats, workers) < 1 or frames < window:
         raise ConfigError(f"bench blur needs clips, repeats, workers >= 1 and frames >= {window}")
@@ -203,21 +240,7 @@ def bench_blur(
         start = time.perf_counter()
         write_raw(raw, "test", clips, frames, width, height, seed)
         build_s = time.perf_counter() - start
-        runs: dict[str, list[float]] = {"synthesis": [], "synthesis_store_only": [], "floor": []}
-        manifest = prepare_split(raw, "test", Path(tmp) / "warm", pngs=True, workers=workers)
-        outputs = {clip: {k: np.array(v) for k, v in open_clip(Path(tmp) / "warm", clip).items()}
-                   for clip in manifest["clips"]}
-        produced = manifest["totals"]["frames"]
-        for r in range(repeats):
-            for name, pngs in (("synthesis", True), ("synthesis_store_only", False)):
-                t0 = time.perf_counter()
-                prepare_split(raw, "test", Path(tmp) / f"{name}{r}", pngs=pngs, workers=workers)
-                runs[name].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            floor_frames = _floor_run(raw, "test", Path(tmp) / f"floor{r}", outputs, window, stride)
-            runs["floor"].append(time.perf_counter() - t0)
-            if floor_frames != produced:
-                raise RuntimeError(f"floor wrote {floor_frames} frames, synthesis {produced}")
+        runs, produced = _time_blur(raw, Path(tmp), repeats, workers, window, stride)
     result: dict = {
         "benchmark": "blur_synthesis",
         "python": platform.python_version(),
