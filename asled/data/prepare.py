@@ -69,7 +69,23 @@ def prepare_split(
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
     pngs = split in PNG_SPLITS if pngs is None else bool(pngs)
-    # Headers only: every frame used is decoded below anyway (read_png fails on a bad one, and the
+    hr = raw_root / split / "HR"
+    clips = _raw_clips(raw_root, split, window)
+    manifest: dict = {"split": split, "raw_root": str(raw_root), "settings": settings, "pngs": pngs, "clips": {}}
+    with atomic_dir(out_dir) as tmp:
+        jobs = [(hr, clip, names, tmp, settings, pngs) for clip, names in clips.items()]
+        manifest["clips"] = _prepare_clips(jobs, workers, split)
+        manifest["totals"] = {
+            "clips": len(clips),
+            "frames": sum(entry["frames"] for entry in manifest["clips"].values()),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _raw_clips(raw_root: Path, split: str, window: int) -> dict[str, list[str]]:
+    """The W frame names of each clip of the raw `split`, checked to fill at least one blur window."""
+    # Headers only: every frame used is decoded later anyway (read_png fails on a bad one, and the
     # atomic output folder then leaves nothing behind), so a full decode here would double the I/O.
     validate_raw(raw_root, splits=(split,), check_pixels=False)
     hr = raw_root / split / "HR"
@@ -80,35 +96,33 @@ def prepare_split(
                 f"{hr / 'W' / clip}: clip has {len(names)} frames, fewer than the blur window of {window}; "
                 "remove the clip or lower blur.window"
             )
-    manifest: dict = {"split": split, "raw_root": str(raw_root), "settings": settings, "pngs": pngs, "clips": {}}
-    with atomic_dir(out_dir) as tmp:
-        jobs = [(hr, clip, names, tmp, settings, pngs) for clip, names in clips.items()]
-        progress = tqdm(total=len(jobs), desc=f"prepare {split}", unit="clip", file=sys.stderr, disable=not sys.stderr.isatty())
-        if workers == 1 or len(jobs) == 1:
-            for job in jobs:
-                manifest["clips"][job[1]] = _prepare_clip(*job)
-                progress.update(1)
-        else:
-            # spawn: a clean interpreter per worker (no inherited threads or locks from the parent)
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker) as pool:
-                futures = {pool.submit(_prepare_clip, *job): job[1] for job in jobs}
-                try:
-                    for future in as_completed(futures):
-                        manifest["clips"][futures[future]] = future.result()
-                        progress.update(1)
-                except BaseException:
-                    # the first bad clip ends the step: do not finish the others into a folder about to go
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-            manifest["clips"] = dict(sorted(manifest["clips"].items()))
-        progress.close()
-        manifest["totals"] = {
-            "clips": len(clips),
-            "frames": sum(entry["frames"] for entry in manifest["clips"].values()),
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+    return clips
+
+
+def _prepare_clips(jobs: list[tuple], workers: int, split: str) -> dict[str, dict]:
+    """`_prepare_clip` of every job (in this process, or in `workers` processes); clip -> its manifest entry."""
+    entries: dict[str, dict] = {}
+    progress = tqdm(total=len(jobs), desc=f"prepare {split}", unit="clip", file=sys.stderr, disable=not sys.stderr.isatty())
+    if workers == 1 or len(jobs) == 1:
+        for job in jobs:
+            entries[job[1]] = _prepare_clip(*job)
+            progress.update(1)
+    else:
+        # spawn: a clean interpreter per worker (no inherited threads or locks from the parent)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_init_worker) as pool:
+            futures = {pool.submit(_prepare_clip, *job): job[1] for job in jobs}
+            try:
+                for future in as_completed(futures):
+                    entries[futures[future]] = future.result()
+                    progress.update(1)
+            except BaseException:
+                # the first bad clip ends the step: do not finish the others into a folder about to go
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        entries = dict(sorted(entries.items()))
+    progress.close()
+    return entries
 
 
 def _check_settings(settings: dict) -> None:
