@@ -455,8 +455,6 @@ def generate_real_captures(
     frames by index is wrong and pairing by timestamp needs the offset, recorded in `capture.json` as
     `uw_offset_ms` (UW start minus W start).
     """
-    from asled.data.blur import average_frames
-
     root = Path(root)
     _check_args(seed, width, height, _per_split(max(frames * exposure, 7), "frames_per_clip"), {"test": 1})
     if not captures:
@@ -468,45 +466,55 @@ def generate_real_captures(
     starts = [s + uw_lead for s in _segments(video, span)]
     if not starts:
         raise DataError(f"{CAPTURE_VIDEO}: no shot is {span} frames long; lower real.demo.frames or exposure")
-    size = _window_size(width, height)
     manifest = {"generator": "asled.data.demo.generate_real_captures", "source": CAPTURE_VIDEO, "captures": {}}
     with atomic_dir(root) as tmp:
         for index, name in enumerate(captures):
-            rng = np.random.default_rng([seed, 7, index])
-            parallax, gain, gamma = _lens_setup(rng)
-            lut = photometric_lut(gain, gamma)
-            start = starts[index % len(starts)]
-            src_h, src_w = video[0].shape[:2]
-            if src_w < size[0] or src_h < size[1]:
-                raise ConfigError(f"real.demo: {width}x{height} needs a {size[0]}x{size[1]} source window; "
-                                  f"{CAPTURE_VIDEO} is {src_w}x{src_h} at the demo scale")
-            left = int(rng.integers(0, src_w - size[0] + 1))
-            top = int(rng.integers(0, src_h - size[1] + 1))
-            views = [split_lenses(f[top : top + size[1], left : left + size[0]], width, height, parallax, lut)
-                     for f in video[start - uw_lead : start + frames * exposure]]
-            wide = [average_frames(np.stack([views[uw_lead + k * exposure + i][0] for i in range(exposure)]), "linear")
-                    for k in range(frames)]
-            ultra = [view[1] for view in views]
             folder = tmp / name
             folder.mkdir()
-            _write_video(folder / CAPTURE_FILES["W"][0], CAPTURE_FILES["W"][1], FPS / exposure, wide)
-            _write_video(folder / CAPTURE_FILES["UW"][0], CAPTURE_FILES["UW"][1], FPS, ultra)
-            info = {
-                "uw_offset_ms": -1000.0 * uw_lead / FPS,
-                "note": "demo capture from real video: W integrates its exposure (genuine motion blur); no ground truth",
-                "source": CAPTURE_VIDEO,
-                "source_frames": [start - uw_lead, start + frames * exposure],
-                "window_xywh": [left, top, size[0], size[1]],
-                "fps": {"W": FPS / exposure, "UW": FPS},
-                "exposure_source_frames": exposure,
-                "uw_parallax_w_px": list(parallax),
-                "uw_gain": gain,
-                "uw_gamma": gamma,
-            }
-            (folder / "capture.json").write_text(json.dumps(info, indent=2) + "\n")
-            manifest["captures"][name] = info
+            manifest["captures"][name] = _write_capture(
+                folder, video, starts[index % len(starts)], np.random.default_rng([seed, 7, index]),
+                width=width, height=height, frames=frames, exposure=exposure, uw_lead=uw_lead,
+            )
         (tmp / "captures_manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _write_capture(folder: Path, video: list[np.ndarray], start: int, rng: np.random.Generator, *, width: int,
+                   height: int, frames: int, exposure: int, uw_lead: int) -> dict:
+    """One capture of `generate_real_captures` into `folder`, W starting at source frame `start`; returns
+    its capture.json. `rng` draws the lens setup, then the source window."""
+    from asled.data.blur import average_frames
+
+    size = _window_size(width, height)
+    parallax, gain, gamma = _lens_setup(rng)
+    lut = photometric_lut(gain, gamma)
+    src_h, src_w = video[0].shape[:2]
+    if src_w < size[0] or src_h < size[1]:
+        raise ConfigError(f"real.demo: {width}x{height} needs a {size[0]}x{size[1]} source window; "
+                          f"{CAPTURE_VIDEO} is {src_w}x{src_h} at the demo scale")
+    left = int(rng.integers(0, src_w - size[0] + 1))
+    top = int(rng.integers(0, src_h - size[1] + 1))
+    views = [split_lenses(f[top : top + size[1], left : left + size[0]], width, height, parallax, lut)
+             for f in video[start - uw_lead : start + frames * exposure]]
+    wide = [average_frames(np.stack([views[uw_lead + k * exposure + i][0] for i in range(exposure)]), "linear")
+            for k in range(frames)]
+    ultra = [view[1] for view in views]
+    _write_video(folder / CAPTURE_FILES["W"][0], CAPTURE_FILES["W"][1], FPS / exposure, wide)
+    _write_video(folder / CAPTURE_FILES["UW"][0], CAPTURE_FILES["UW"][1], FPS, ultra)
+    info = {
+        "uw_offset_ms": -1000.0 * uw_lead / FPS,
+        "note": "demo capture from real video: W integrates its exposure (genuine motion blur); no ground truth",
+        "source": CAPTURE_VIDEO,
+        "source_frames": [start - uw_lead, start + frames * exposure],
+        "window_xywh": [left, top, size[0], size[1]],
+        "fps": {"W": FPS / exposure, "UW": FPS},
+        "exposure_source_frames": exposure,
+        "uw_parallax_w_px": list(parallax),
+        "uw_gain": gain,
+        "uw_gamma": gamma,
+    }
+    (folder / "capture.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
 
 
 def _write_video(path: Path, fourcc: str, fps: float, frames: list[np.ndarray]) -> None:
