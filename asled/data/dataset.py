@@ -133,6 +133,22 @@ def augment(frames: np.ndarray, flip: bool, rot90: int) -> np.ndarray:
     return frames
 
 
+def _index_store(split_dir: Path) -> tuple[list[ClipIndex], tuple[int, int]]:
+    """The clips of a split's prepared store and their common frame size (height, width)."""
+    if not has_store(split_dir):
+        raise DataError(f"{store_dir(split_dir)}: prepared store is missing; re-run the prepare step")
+    indexed = store_index(split_dir)
+    first_size = indexed[0][2]
+    for name, _, size in indexed:
+        if size != first_size:
+            raise DataError(
+                f"{store_dir(split_dir) / name}: frames are {size[1]}x{size[0]}, but "
+                f"{store_dir(split_dir) / indexed[0][0]} holds {first_size[1]}x{first_size[0]}; "
+                "every clip of a split must share one frame size, re-run the prepare step"
+            )
+    return [ClipIndex(name, frames) for name, frames, _ in indexed], first_size
+
+
 class TrainClips(Dataset):
     """Random training samples: `frames` consecutive frames, one aligned `crop x crop` window.
 
@@ -171,39 +187,14 @@ class TrainClips(Dataset):
             raise DataError(f"{self.split_dir}: prepared split folder is missing; run the prepare step first")
         self.use_store = has_store(self.split_dir) if store is None else bool(store)
         if self.use_store:
-            if not has_store(self.split_dir):
-                raise DataError(f"{store_dir(self.split_dir)}: prepared store is missing; re-run the prepare step")
-            indexed = store_index(self.split_dir)
-            self.clips = [ClipIndex(name, frames) for name, frames, _ in indexed]
-            first_size = indexed[0][2]
-            for name, _, size in indexed:
-                if size != first_size:
-                    raise DataError(
-                        f"{store_dir(self.split_dir) / name}: frames are {size[1]}x{size[0]}, but "
-                        f"{store_dir(self.split_dir) / indexed[0][0]} holds {first_size[1]}x{first_size[0]}; "
-                        "every clip of a split must share one frame size, re-run the prepare step"
-                    )
+            self.clips, (self.height, self.width) = _index_store(self.split_dir)
         else:
             self.clips = _index_pngs(self.split_dir)
-        short = [(c.name, len(c.frames)) for c in self.clips if len(c.frames) < self.frames]
-        if short:
-            name, n = short[0]
-            raise DataError(
-                f"{self.split_dir / 'gt' / name}: clip has {n} frames, fewer than the {self.frames} consecutive "
-                f"frames a training sample needs ({len(short)} such clip(s)); lower `frames` in params.yaml "
-                "or prepare longer clips (more sharp frames per clip)"
-            )
-        if self.use_store:
-            self.height, self.width = first_size
-        else:
+        self._check_clip_lengths()
+        if not self.use_store:
             first = read_png(self.split_dir / "gt" / self.clips[0].name / self.clips[0].frames[0])
             self.height, self.width = first.shape[:2]
-        if self.height < self.crop or self.width < self.crop:
-            raise DataError(
-                f"{self.split_dir / 'gt' / self.clips[0].name / self.clips[0].frames[0]}: frame is "
-                f"{self.width}x{self.height}, smaller than the {self.crop}x{self.crop} training crop; "
-                "lower `crop` in params.yaml or prepare larger frames"
-            )
+        self._check_crop_fits()
         self.windows_per_clip = np.array([len(c.frames) - self.frames + 1 for c in self.clips], dtype=np.int64)
         self.cum_windows = np.cumsum(self.windows_per_clip)
         self.num_windows = int(self.cum_windows[-1])
@@ -215,6 +206,24 @@ class TrainClips(Dataset):
         self.cache = False if self.use_store else estimate_mb <= cache_limit_mb if cache is None else bool(cache)
         self._store: dict[str, dict[str, np.ndarray]] = {}
         self._mapped: dict[str, dict[str, np.ndarray]] = {}
+
+    def _check_clip_lengths(self) -> None:
+        short = [(c.name, len(c.frames)) for c in self.clips if len(c.frames) < self.frames]
+        if short:
+            name, n = short[0]
+            raise DataError(
+                f"{self.split_dir / 'gt' / name}: clip has {n} frames, fewer than the {self.frames} consecutive "
+                f"frames a training sample needs ({len(short)} such clip(s)); lower `frames` in params.yaml "
+                "or prepare longer clips (more sharp frames per clip)"
+            )
+
+    def _check_crop_fits(self) -> None:
+        if self.height < self.crop or self.width < self.crop:
+            raise DataError(
+                f"{self.split_dir / 'gt' / self.clips[0].name / self.clips[0].frames[0]}: frame is "
+                f"{self.width}x{self.height}, smaller than the {self.crop}x{self.crop} training crop; "
+                "lower `crop` in params.yaml or prepare larger frames"
+            )
 
     def __len__(self) -> int:
         return self.length
