@@ -321,35 +321,11 @@ def _fr_notes(df: pd.DataFrame, inputs: TableInputs, spec: TableSpec, info: dict
         f"{boot['seed']}), each resample's mean weighted by the clips' frame counts"
         + (f"; {n_clips} clips give a coarse interval." if n_clips < 10 else ".")
     )
-    if info["unavailable"]:
-        notes.append(f"Significance: {info['unavailable']}.")
-    else:
-        ref_label = df.loc[df["method"] == info["reference"], "label"].iloc[0]
-        ns = ", ".join(str(n) for n in sorted(info["n"])) or "0"
-        text = (f"† : {ref_label} differs from that row with p < {info['alpha']} ({TEST_NAMES[info['test']]} "
-                f"over the per-clip values averaged over seeds, n = {ns} paired clips); p (PSNR) is that "
-                "test's p-value for PSNR.")
-        floor = min(info["min_p"], key=lambda item: item[1], default=None)
-        if info["test"] == "wilcoxon" and floor is not None and floor[1] >= info["alpha"]:
-            text += (f" With n = {floor[0]} the exact test's smallest attainable p is {floor[1]:.3g}, so no row "
-                     "can be marked at this n.")
-        if info["reasons"]:
-            text += " No p-value where: " + "; ".join(sorted(info["reasons"])) + "."
-        notes.append(text)
+    notes.append(_significance_note(df, info))
     lpips_notes = sorted({n for n in df.get("lpips_note", []) if isinstance(n, str) and n})
     if lpips_notes:
         notes.append("LPIPS unavailable: " + " ".join(lpips_notes))
-    gt = df["warp_error_gt"].dropna() if "warp_error_gt" in df else pd.Series(dtype=float)
-    warp = (f"Warp err.: flow-warping error between consecutive restored frames (mean |frame t - frame t+1 "
-            f"warped back|, [0, 1] scale, non-occluded pixels; DIS optical flow on the "
-            f"{'ground-truth' if inputs.temporal_flow == 'gt' else 'restored'} frames; lower is more "
-            "consistent; see asled/metrics/temporal.py).")
-    if len(gt):
-        warp += f" The ground truth itself scores {gt.iloc[0]:.4f}."
-    warp_notes = sorted({n for n in df.get("warp_error_note", []) if isinstance(n, str) and n})
-    if warp_notes:
-        warp += " Unavailable: " + " ".join(warp_notes)
-    notes.append(warp)
+    notes.append(_warp_note(df, inputs.temporal_flow))
     notes += inputs.training
     for method in df["method"]:
         # a model whose official configuration cannot match the paper's printed size says why
@@ -357,16 +333,55 @@ def _fr_notes(df: pd.DataFrame, inputs: TableInputs, spec: TableSpec, info: dict
         if model.get("paper_params_note"):
             notes.append(f"Params of {model.get('label', method)}: {model['paper_params_note']}")
     if spec.timed:
-        devices = sorted({d for d in df["time_device"].dropna()}) if "time_device" in df else []
-        notes.append(f"Our time: ms per {_timing_size(df, inputs)} frame on {', '.join(devices) or 'unknown device'}; "
-                     "the paper's on a GTX 1080 Ti. Different hardware: compare ratios, not values.")
-        notes.append("GFLOP: one forward pass per frame at the profile size, FLOP = 2 per multiply-accumulate "
-                     "(matmuls, convolutions, deformable convolutions; pointwise ops not counted), counted with "
-                     "torch.utils.flop_counter on the meta device (asled/flops.py).")
+        notes += _timing_notes(df, inputs)
     if dataset != "realmcvsr":
         notes.append(f"Our numbers come from the `{dataset}` data and recipe; they are not comparable in "
                      "absolute terms with the paper's RealMCVSR figures.")
     return intro, notes
+
+
+def _significance_note(df: pd.DataFrame, info: dict) -> str:
+    """What † means (the test, its n and alpha), or why there is no significance test."""
+    if info["unavailable"]:
+        return f"Significance: {info['unavailable']}."
+    ref_label = df.loc[df["method"] == info["reference"], "label"].iloc[0]
+    ns = ", ".join(str(n) for n in sorted(info["n"])) or "0"
+    text = (f"† : {ref_label} differs from that row with p < {info['alpha']} ({TEST_NAMES[info['test']]} "
+            f"over the per-clip values averaged over seeds, n = {ns} paired clips); p (PSNR) is that "
+            "test's p-value for PSNR.")
+    floor = min(info["min_p"], key=lambda item: item[1], default=None)
+    if info["test"] == "wilcoxon" and floor is not None and floor[1] >= info["alpha"]:
+        text += (f" With n = {floor[0]} the exact test's smallest attainable p is {floor[1]:.3g}, so no row "
+                 "can be marked at this n.")
+    if info["reasons"]:
+        text += " No p-value where: " + "; ".join(sorted(info["reasons"])) + "."
+    return text
+
+
+def _warp_note(df: pd.DataFrame, temporal_flow: str) -> str:
+    """What the warping error measures, the ground truth's own score, and the rows without one."""
+    gt = df["warp_error_gt"].dropna() if "warp_error_gt" in df else pd.Series(dtype=float)
+    warp = (f"Warp err.: flow-warping error between consecutive restored frames (mean |frame t - frame t+1 "
+            f"warped back|, [0, 1] scale, non-occluded pixels; DIS optical flow on the "
+            f"{'ground-truth' if temporal_flow == 'gt' else 'restored'} frames; lower is more "
+            "consistent; see asled/metrics/temporal.py).")
+    if len(gt):
+        warp += f" The ground truth itself scores {gt.iloc[0]:.4f}."
+    warp_notes = sorted({n for n in df.get("warp_error_note", []) if isinstance(n, str) and n})
+    if warp_notes:
+        warp += " Unavailable: " + " ".join(warp_notes)
+    return warp
+
+
+def _timing_notes(df: pd.DataFrame, inputs: TableInputs) -> list[str]:
+    """How the Time and GFLOP columns were measured (timed tables)."""
+    devices = sorted({d for d in df["time_device"].dropna()}) if "time_device" in df else []
+    timing = (f"Our time: ms per {_timing_size(df, inputs)} frame on {', '.join(devices) or 'unknown device'}; "
+              "the paper's on a GTX 1080 Ti. Different hardware: compare ratios, not values.")
+    flops = ("GFLOP: one forward pass per frame at the profile size, FLOP = 2 per multiply-accumulate "
+             "(matmuls, convolutions, deformable convolutions; pointwise ops not counted), counted with "
+             "torch.utils.flop_counter on the meta device (asled/flops.py).")
+    return [timing, flops]
 
 
 def training_notes(params: dict, methods: list[str]) -> list[str]:
