@@ -100,6 +100,34 @@ def global_topk_aggregate(
     return torch.stack(out).transpose(1, 2).reshape(n, value.shape[1], h, w)
 
 
+def _window_candidates(qc_map: torch.Tensor, kpad: torch.Tensor, y0: int, r: int, offsets: list[tuple[int, int]],
+                       dy_t: torch.Tensor, dx_t: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-`k` keys of query rows `y0 ...` (`qc_map` `[C, rows, W]`) among the window `offsets` (also
+    as tensors `dy_t`, `dx_t` on the device) of the key map `kpad` (zero-padded by `r`, `[C, H+2r, W+2r]`):
+    flat key positions `[rows*W, k]` and which of them lie inside the frame."""
+    _, rows, w = qc_map.shape
+    h = kpad.shape[1] - 2 * r
+    y1 = y0 + rows
+    ys = torch.arange(y0, y1, device=qc_map.device)
+    cols = torch.arange(w, device=qc_map.device)
+    sim = torch.empty(len(offsets), rows, w, dtype=qc_map.dtype, device=qc_map.device)
+    for o, (dy, dx) in enumerate(offsets):  # the Python list: reading the tensors would sync the device
+        shifted = kpad[:, y0 + r + dy : y1 + r + dy, r + dx : r + dx + w]
+        sim[o] = (qc_map * shifted).sum(0)
+    ty = ys.view(1, -1, 1) + dy_t.view(-1, 1, 1)  # [O, rows, 1] key row of each candidate
+    tx = cols.view(1, 1, -1) + dx_t.view(-1, 1, 1)  # [O, 1, W]
+    inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)  # [O, rows, W]
+    sim = sim.masked_fill(~inside, float("-inf"))
+    choice = sim.flatten(1).T.topk(k, dim=1).indices  # [rows*W, k] offset numbers
+    ty = (ys.view(-1, 1, 1) + dy_t[choice].view(rows, w, k))  # [rows, W, k]
+    tx = (cols.view(1, -1, 1) + dx_t[choice].view(rows, w, k))
+    valid = ((ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)).view(-1, k)
+    # an out-of-frame pick (only when fewer than k candidates exist) points at a real
+    # position and is masked out of the softmax
+    idx = torch.where(valid, (ty * w + tx).view(-1, k), (ys.view(-1, 1) * w + cols.view(1, -1)).view(-1, 1))
+    return idx, valid
+
+
 def window_topk_aggregate(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -134,7 +162,6 @@ def window_topk_aggregate(
     v = value.flatten(2).transpose(1, 2)
     dy_t = torch.tensor([o[0] for o in offsets], device=query.device)  # [O]
     dx_t = torch.tensor([o[1] for o in offsets], device=query.device)
-    cols = torch.arange(w, device=query.device)
     rows_per_chunk = max(1, chunk_size // w)
     out = []
     for b in range(n):
@@ -143,24 +170,9 @@ def window_topk_aggregate(
         rows = []
         for y0 in range(0, h, rows_per_chunk):
             y1 = min(h, y0 + rows_per_chunk)
-            ys = torch.arange(y0, y1, device=query.device)
+            # the choice needs no gradient (see global_topk_aggregate); the aggregation below has one
             with torch.no_grad():
-                qc_map = qmap[b, :, y0:y1]  # [C, rows, W]
-                sim = torch.empty(len(offsets), y1 - y0, w, dtype=query.dtype, device=query.device)
-                for o, (dy, dx) in enumerate(offsets):
-                    shifted = kpad[:, y0 + r + dy : y1 + r + dy, r + dx : r + dx + w]
-                    sim[o] = (qc_map * shifted).sum(0)
-                ty = ys.view(1, -1, 1) + dy_t.view(-1, 1, 1)  # [O, rows, 1] key row of each candidate
-                tx = cols.view(1, 1, -1) + dx_t.view(-1, 1, 1)  # [O, 1, W]
-                inside = (ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)  # [O, rows, W]
-                sim = sim.masked_fill(~inside, float("-inf"))
-                choice = sim.flatten(1).T.topk(k, dim=1).indices  # [rows*W, k] offset numbers
-                ty = (ys.view(-1, 1, 1) + dy_t[choice].view(y1 - y0, w, k))  # [rows, W, k]
-                tx = (cols.view(1, -1, 1) + dx_t[choice].view(y1 - y0, w, k))
-                valid = ((ty >= 0) & (ty < h) & (tx >= 0) & (tx < w)).view(-1, k)
-                # an out-of-frame pick (only when fewer than k candidates exist) points at a real
-                # position and is masked out of the softmax
-                idx = torch.where(valid, (ty * w + tx).view(-1, k), (ys.view(-1, 1) * w + cols.view(1, -1)).view(-1, 1))
+                idx, valid = _window_candidates(qmap[b, :, y0:y1], kpad, y0, r, offsets, dy_t, dx_t, k)
             qc = q[b, y0 * w : y1 * w]  # [rows*W, C]
             rows.append(_aggregate(qc, kn[b], v[b], idx, temperature, None if bool(valid.all()) else valid))
         out.append(torch.cat(rows, dim=0))
