@@ -17,10 +17,11 @@ output rounded to 8 bits as at test time. The checkpoint keeps the last weights 
 
 Resume: every `checkpoint_every` iterations the whole state (weights, Adam, scheduler, RNG states,
 the iteration, which fixes the sampler position, the log so far and the best weights) is written
-atomically to the *resume file* beside the checkpoint (`seed0.pt` -> `seed0.resume.pt`). It is not a
-declared output of the workflow, so a failed job's clean-up keeps it. A later run with the same
-method, seed, data and result-relevant settings continues from it automatically; on CPU the result
-equals an uninterrupted run's bit for bit. The file is deleted once the final checkpoint is written.
+atomically to the *resume file* beside the checkpoint (`seed0.pt` -> `seed0.resume.pt`;
+asled/resume.py). It is not a declared output of the workflow, so a failed job's clean-up keeps it. A
+later run with the same method, seed, data and result-relevant settings continues from it
+automatically; on CPU the result equals an uninterrupted run's bit for bit. The file is deleted once
+the final checkpoint is written.
 
 Preemption: SIGTERM or SIGUSR1 (how SLURM preempts) lets the current step finish, writes the resume
 file and raises `Preempted`; `asled train` then exits with `RESUME_EXIT_CODE` (75, EX_TEMPFAIL),
