@@ -75,6 +75,15 @@ class _Temporal:
         return warping_error(prev[1], restored, flow, mask), warping_error(prev[0], gt, gt_flow, gt_mask)
 
 
+def _check_inputs(method: str, restored_dir: Path, ssim: str, temporal_flow: str) -> None:
+    """Settings and the restored folder, checked before any frame is read."""
+    if temporal_flow not in FLOW_SOURCES:
+        raise ConfigError(f"metrics.temporal_flow must be one of {FLOW_SOURCES}, got '{temporal_flow}'")
+    check_convention(ssim)
+    if not restored_dir.is_dir():
+        raise DataError(f"{restored_dir}: restored frames folder is missing; run the infer step for '{method}'")
+
+
 def _read_restored(path: Path, gt: np.ndarray, gt_path: Path, method: str) -> np.ndarray:
     """The restored frame at `path`, checked to exist and to match the ground truth's size."""
     if not path.is_file():
@@ -160,11 +169,7 @@ def evaluate(
     "clips": {clip: {"frames", "psnr", "ssim", "lpips", "warp_error", "warp_error_gt", "warp_pairs"}}}.
     """
     restored_dir, split_dir, out_csv = Path(restored_dir), Path(split_dir), Path(out_csv)
-    if temporal_flow not in FLOW_SOURCES:
-        raise ConfigError(f"metrics.temporal_flow must be one of {FLOW_SOURCES}, got '{temporal_flow}'")
-    check_convention(ssim)
-    if not restored_dir.is_dir():
-        raise DataError(f"{restored_dir}: restored frames folder is missing; run the infer step for '{method}'")
+    _check_inputs(method, restored_dir, ssim, temporal_flow)
     clips = index_split(split_dir)
     metric, lpips_reason = load_lpips(lpips, device, lpips_net)
 
