@@ -91,6 +91,9 @@ class Pipeline:
         self._stages = {stage.name: stage for stage in STAGES}
 
     # -- what exists
+    def stages(self) -> list[Stage]:
+        return list(self._stages.values())
+
     def stage(self, name: str) -> Stage:
         if name not in self._stages:
             raise ConfigError(f"no stage {name!r}; stages: {', '.join(self._stages)}")

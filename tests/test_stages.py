@@ -165,5 +165,5 @@ def test_no_output_of_realmcvsr_lands_on_a_demo_path(tmp_path: Path):
     for job in demo.jobs():
         if demo.stage(job.stage).shared:
             assert not any(key.startswith(("dataset", "datasets", "recipes")) for _, key in job.params), job.name
-    logs = {demo.log(s.name) for s in demo._stages.values() if not s.shared}
-    assert not logs & {realmcvsr.log(s.name) for s in realmcvsr._stages.values()}
+    logs = {demo.log(s.name) for s in demo.stages() if not s.shared}
+    assert not logs & {realmcvsr.log(s.name) for s in realmcvsr.stages()}
