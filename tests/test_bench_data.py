@@ -71,7 +71,8 @@ def test_blur_synthesis_stays_within_a_small_factor_of_the_io_floor_at_1080p():
     # A regression guard, not the figure: `asled bench blur` prints the ratio. Best of 3 runs on an idle
     # 2-core machine it measured 0.46-0.66 on 2026-12-03, the same at af41e09 and after (the floor is PNG
     # coding too, and both move by a third between runs), so the 2/3 once asserted here failed about
-    # half the time. 0.4 still catches synthesis becoming 1.6x slower than it is.
+    # half the time; the same afternoon, with the host ~10 % slower on every job, 0.373 failed a 0.4 guard.
+    # 0.25 still catches synthesis becoming 2x slower than it is.
     result = asled_json("bench", "blur")
     assert result["data"]["frame_size"] == [1920, 1080]
-    assert result["ratio_synthesis_over_floor"] >= 0.4, result
+    assert result["ratio_synthesis_over_floor"] >= 0.25, result
