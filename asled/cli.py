@@ -7,6 +7,7 @@ Snakemake rules and DVC stages call these verbs; every path is derived from para
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -794,7 +795,8 @@ def cmd_workflow_dvc(args) -> None:
     from asled import dvcfile
 
     params = config.read_yaml(Path(args.params))
-    config.check_params(config.read_yaml(Path(args.params)), source=Path(args.params))
+    # checked on a copy: the checks add defaults, and dvc.yaml may name only the keys the file has
+    config.check_params(copy.deepcopy(params), source=Path(args.params))
     if args.check:
         dvcfile.check(params, Path(args.out))
         print(f"{args.out} matches {args.params}")

@@ -29,7 +29,7 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def direct_imports(module: str) -> tuple[str, ...]:
     """Project modules `module` imports anywhere in its body, with their parent packages (which run too)."""
     path = module_file(module)
@@ -50,7 +50,7 @@ def direct_imports(module: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in [*parents, *ours] if module_file(name) is not None))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def closure(module: str) -> frozenset[str]:
     """`module`, its parent packages and everything they import from this project, transitively."""
     if module_file(module) is None:

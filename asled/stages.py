@@ -10,12 +10,18 @@ dvc.yaml or a rule differs. Jobs exist for the tables `tables:` lists (default T
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from asled import codedeps, config, weights
 from asled.errors import ConfigError
+from asled.models.registry import (  # the catalogue only (no torch)
+    entry,
+    family,
+    target_module,
+)
 
 PARAMS_FILE = "params.yaml"
 CATALOG_FILE = "asled/models/catalog.yaml"
@@ -58,10 +64,10 @@ class Stage:
     cmd: str  # the verb, `{wildcard}` placeholders
     wildcards: tuple[str, ...]
     modules: tuple[str, ...]  # the verb's code (asled.codedeps closes over its imports)
-    outs: Callable[["Pipeline", dict], dict[str, Out]]
-    deps: Callable[["Pipeline", dict], list[str]] = lambda p, w: []
-    params: Callable[["Pipeline", dict], list[str]] = lambda p, w: []
-    instances: Callable[["Pipeline"], list[dict]] = lambda p: [{}]
+    outs: Callable[[Pipeline, dict], dict[str, Out]]
+    deps: Callable[[Pipeline, dict], list[str]] = lambda p, w: []
+    params: Callable[[Pipeline, dict], list[str]] = lambda p, w: []
+    instances: Callable[[Pipeline], list[dict]] = lambda p: [{}]
     uses_model: bool = False  # the `method` wildcard's model file and catalogue entry are dependencies
     files: tuple[str, ...] = ()  # data files of the verb's code (e.g. the paper's numbers)
     shared: bool = False  # independent of `dataset` (weights, real-capture ingest): one output for all
@@ -132,8 +138,6 @@ class Pipeline:
     def value(self, file: str, key: str) -> Any:
         if file == PARAMS_FILE:
             return lookup(self.params, key)[1]
-        from asled.models.registry import entry
-
         return entry(key)
 
     # -- code
@@ -147,14 +151,12 @@ class Pipeline:
             return []
         modules = list(stage.modules)
         if method is not None:
-            modules.append(model_module(method))
+            modules.append(target_module(method))
         return [*codedeps.source_files(modules), *stage.files]
 
     def catalog_params(self, method: str | None) -> list[tuple[str, str]]:
         if method is None or not self.holds_code():
             return []
-        from asled.models.registry import family
-
         return [(CATALOG_FILE, name) for name in dict.fromkeys([method, family(method)])]
 
     # -- names the stages share
@@ -172,18 +174,10 @@ class Pipeline:
         return str(config.weights_file(self.params, method, int(seed)))
 
     def override_keys(self, section: str, method: str) -> list[str]:
-        from asled.models.registry import family
-
         return [f"{self.recipe_key}.{section}.{name}" for name in dict.fromkeys([method, family(method)])]
 
     def captures(self) -> list[str]:
         return list(self.real.get("captures") or [])
-
-
-def model_module(method: str) -> str:
-    from asled.models.registry import entry
-
-    return entry(method)["target"].split(":")[0]
 
 
 def json_of(path: Path) -> str:

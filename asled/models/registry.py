@@ -68,6 +68,11 @@ def entry(name: str) -> dict[str, Any]:
         raise ConfigError(f"unknown model '{name}'; registered models: {known} (see `asled models`)") from None
 
 
+def target_module(name: str) -> str:
+    """The module that defines the class registered as `name` (its code is what that model runs)."""
+    return entry(name)["target"].partition(":")[0]
+
+
 def resolve(target: str) -> type:
     module_name, _, attr = target.partition(":")
     try:
